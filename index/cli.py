@@ -1,0 +1,163 @@
+"""`planbot`: a thin command line over index.Engine (and the bot, when installed)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import IndexSettings
+
+
+def _engine(args, build_if_missing: bool = True):
+    from .engine import Engine
+    from .store import IndexError_
+
+    try:
+        return Engine.open(IndexSettings(), build_if_missing=build_if_missing)
+    except IndexError_ as exc:
+        sys.exit(f"planbot: {exc}")
+
+
+def print_answer(a, out=sys.stdout) -> None:
+    if not a.answered:
+        print(f"无法回答：{a.reason}", file=out)
+        return
+    print(f"答：{a.text}\n", file=out)
+    for c in a.citations:
+        p = c.passage
+        where = p.heading or f"第{p.paragraph}段"
+        print(f"[{c.rank}] {p.title} · {where}  (score {c.score:.3f})", file=out)
+        print(f"    {c.marked_text}", file=out)
+        if p.url:
+            print(f"    {p.url}", file=out)
+    print(f"({a.latency_ms:.0f} ms, index {a.index_version})", file=out)
+
+
+def cmd_build(args) -> int:
+    from tqdm import tqdm
+
+    from .engine import Engine
+
+    engine = Engine(IndexSettings())
+    bar = None
+
+    def progress(stage: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="embedding passages", unit="passage")
+        bar.n = done
+        bar.refresh()
+
+    try:
+        engine.load()
+    except Exception as exc:
+        logging.info("building from scratch: %s", exc)
+    report = engine.build(progress=progress)
+    if bar:
+        bar.close()
+    print(f"index {report.version}: {report.passages} passages, embedded {report.embedded} "
+          f"(added {report.added}, changed {report.changed}, removed {report.removed}, "
+          f"unchanged {len(report.unchanged)}) in {report.seconds:.1f}s")
+    for name, why in report.failures.items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    return 0
+
+
+def cmd_ask(args) -> int:
+    engine = _engine(args)
+    a = engine.answer(" ".join(args.question), retriever=args.retriever)
+    if args.json:
+        d = a.to_dict()
+        print(json.dumps({k: d[k] for k in ("question", "answered", "reason", "citations", "latency_ms")},
+                         ensure_ascii=False, indent=2))
+    else:
+        print_answer(a)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from .engine import Engine  # noqa: F401  (import errors surface before the prompt)
+
+    engine = _engine(args)
+    print("planbot 终端问答 — 输入问题，回车提问；空行或 Ctrl-D 退出。")
+    context = ""
+    while True:
+        try:
+            line = input("问> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not line:
+            return 0
+        from .followup import resolve
+
+        question = resolve(line, context)
+        print_answer(engine.answer(question))
+        context = question
+        sys.stdout.flush()
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate, format_table, load_gold
+
+    engine = _engine(args)
+    gold = load_gold(Path(args.path))
+    retrievers = ["hybrid", "bm25", "dense"] if args.retriever == "all" else [args.retriever]
+    runs = {r: evaluate(engine, gold, retriever=r) for r in retrievers}
+    if args.json:
+        out = runs[retrievers[0]] if len(runs) == 1 else {"runs": runs}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        print(format_table({r: run["metrics"] for r, run in runs.items()}))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+def cmd_bot(args) -> int:
+    from bot.__main__ import main
+
+    return main()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="planbot", description="Cited answers about Yantai's county-economy plan.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build or update the index").set_defaults(func=cmd_build)
+    a = sub.add_parser("ask", help="answer one question")
+    a.add_argument("question", nargs="+")
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--retriever", choices=["hybrid", "bm25", "dense"])
+    a.set_defaults(func=cmd_ask)
+    sub.add_parser("chat", help="interactive terminal chat").set_defaults(func=cmd_chat)
+    e = sub.add_parser("eval", help="score a JSONL gold set")
+    e.add_argument("path")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--retriever", choices=["hybrid", "bm25", "dense", "all"], default="hybrid")
+    e.set_defaults(func=cmd_eval)
+    b = sub.add_parser("bench", help="latency / throughput / scale benchmark")
+    b.add_argument("--passages", type=int, nargs="*", default=[], help="synthetic corpus sizes (e.g. 1000 10000)")
+    b.add_argument("--queries", type=int, default=200)
+    b.set_defaults(func=cmd_bench)
+    sub.add_parser("bot", help="run the Telegram bot").set_defaults(func=cmd_bot)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("sentence_transformers", "transformers", "httpx", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

