@@ -35,7 +35,7 @@ class Embedder:
             self.model = SentenceTransformer(str(path), device="cpu", cache_folder=str(cache_dir))
         except Exception as exc:
             raise ModelUnavailable(f"cannot load embedding model {model!r}: {exc}") from exc
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
         prompts = self.model.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._passage_prompt = "passage" if "passage" in prompts else ("document" if "document" in prompts else None)

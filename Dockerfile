@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+WORKDIR /app
+ENV PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# CPU torch first so sentence-transformers does not pull a CUDA build.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY index ./index
+COPY bot ./bot
+RUN pip install .
+COPY data ./data
+CMD ["python", "-m", "bot"]

@@ -1,0 +1,96 @@
+"""Wiring: settings -> engine -> PTB Application with every handler registered in one place."""
+from __future__ import annotations
+
+import logging
+import sys
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler,
+                          ChatMemberHandler, CommandHandler, MessageHandler, filters)
+
+from index.engine import Engine
+
+from . import handlers as h
+from .config import BotSettings, load_settings
+from .state import State
+
+log = logging.getLogger("bot")
+PUBLIC = [BotCommand("ask", "提问：/ask 莱山的主导产业是什么"), BotCommand("sources", "已收录的文档"),
+          BotCommand("help", "帮助与示例")]
+GROUP = PUBLIC + [BotCommand("subscribe", "订阅方案公告（群管理员）"), BotCommand("unsubscribe", "退订公告（群管理员）")]
+ADMIN = PUBLIC + [BotCommand("reindex", "重建索引"), BotCommand("announce", "群发公告"),
+                  BotCommand("stats", "统计")]
+
+
+class RedactToken(logging.Filter):
+    """The token is in every Bot API URL; keep it out of every log line and traceback."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.token and self.token in record.getMessage():
+            record.msg, record.args = record.getMessage().replace(self.token, "<token>"), ()
+        if record.exc_info and record.exc_info[1] and self.token in str(record.exc_info[1]):
+            record.exc_text = logging.Formatter().formatException(record.exc_info).replace(self.token, "<token>")
+            record.exc_info = None
+        return True
+
+
+async def post_init(app: Application) -> None:
+    settings: BotSettings = app.bot_data["services"].settings
+    await app.bot.set_my_commands(PUBLIC, scope=BotCommandScopeDefault())
+    await app.bot.set_my_commands(GROUP, scope=BotCommandScopeAllGroupChats())
+    for admin in settings.admin_ids:
+        try:
+            await app.bot.set_my_commands(ADMIN, scope=BotCommandScopeChat(admin))
+        except Exception as exc:  # an admin who never talked to the bot has no chat yet
+            log.warning("admin menu for %s not set: %s", admin, exc)
+    engine = app.bot_data["services"].engine
+    log.info("planbot ready as @%s: index %s, %d passages", app.bot.username, engine.version,
+             engine.manifest.get("passage_count", 0))
+
+
+def build_application(settings: BotSettings, engine: Engine, state: State) -> Application:
+    token = settings.telegram_token.get_secret_value()
+    root = settings.telegram_api_url
+    app = (ApplicationBuilder().token(token).base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+           .rate_limiter(AIORateLimiter(max_retries=3)).concurrent_updates(True)
+           .get_updates_read_timeout(35).post_init(post_init).build())
+    app.bot_data["services"] = h.Services(settings, engine, state)
+    new_msg = filters.UpdateType.MESSAGE
+    private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+    app.add_handler(CommandHandler(["start", "help"], h.start, filters=new_msg))
+    app.add_handler(CommandHandler("sources", h.sources, filters=new_msg))
+    app.add_handler(CommandHandler("ask", h.ask_command, filters=new_msg))
+    app.add_handler(CommandHandler("subscribe", h.subscribe, filters=new_msg))
+    app.add_handler(CommandHandler("unsubscribe", h.unsubscribe, filters=new_msg))
+    app.add_handler(CommandHandler("announce", h.announce, filters=new_msg))
+    app.add_handler(CommandHandler("reindex", h.reindex, filters=new_msg))
+    app.add_handler(CommandHandler("stats", h.stats, filters=new_msg))
+    app.add_handler(MessageHandler(new_msg & private & filters.COMMAND, h.start))  # unknown command: help
+    app.add_handler(MessageHandler(new_msg & private & filters.TEXT & ~filters.COMMAND, h.private_text))
+    app.add_handler(MessageHandler(new_msg & groups & filters.TEXT & ~filters.COMMAND, h.group_text))
+    app.add_handler(MessageHandler(new_msg & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text))
+    app.add_handler(CallbackQueryHandler(h.callback))
+    app.add_handler(ChatMemberHandler(h.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_error_handler(h.error_handler)
+    return app
+
+
+def run() -> int:
+    settings = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    token_filter = RedactToken(settings.telegram_token.get_secret_value())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(token_filter)
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        engine = Engine.open(settings)
+    except Exception as exc:
+        sys.exit(f"planbot: cannot load the index: {exc}")
+    app = build_application(settings, engine, State(settings.state_path))
+    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, poll_interval=0.0)
+    return 0

@@ -1,0 +1,63 @@
+"""Answers to Telegram HTML: everything escaped, split under the 4096-character limit
+at block boundaries so no tag is ever cut in half."""
+from __future__ import annotations
+
+from html import escape
+
+LIMIT = 4096
+
+
+def _snippet(text: str, best: str, max_chars: int = 600) -> str:
+    if len(text) > max_chars:
+        text = text[:max_chars] + "…"
+    if best and best in text:
+        head, _, tail = text.partition(best)
+        return f"{escape(head)}<b>{escape(best)}</b>{escape(tail)}"
+    return escape(text)
+
+
+def citation_block(c: dict, full: bool = False) -> str:
+    where = c.get("heading") or f"第{c.get('paragraph', '?')}段"
+    head = f"<b>[{c['rank']}]</b> {escape(c['title'])} · {escape(where)}"
+    body = _snippet(c["text"], c.get("best_sentence", ""), max_chars=3500 if full else 600)
+    link = f'\n<a href="{escape(c["url"], quote=True)}">来源</a>' if c.get("url") else ""
+    return f"{head}\n{body}{link}"
+
+
+def answer_blocks(answer: dict, covered: list[str], max_citations: int = 3) -> list[str]:
+    if not answer["answered"]:
+        tail = f"\n\n文档涉及：{escape('、'.join(covered))}。" if covered and "涉及" not in answer["reason"] else ""
+        return [f"抱歉，文档里找不到这个问题的答案。\n{escape(answer['reason'])}{tail}"]
+    blocks = [f"<b>答：</b>{escape(answer.get('answer', ''))}"]
+    blocks += [citation_block(c) for c in answer["citations"][:max_citations]]
+    return blocks
+
+
+def split_messages(blocks: list[str], limit: int = LIMIT) -> list[str]:
+    """Pack whole blocks into messages; a block over the limit is split as escaped plain text."""
+    messages, cur = [], ""
+    for block in blocks:
+        pieces = [block] if len(block) <= limit else _hard_split(block, limit)
+        for piece in pieces:
+            if cur and len(cur) + 2 + len(piece) > limit:
+                messages.append(cur)
+                cur = ""
+            cur = f"{cur}\n\n{piece}" if cur else piece
+    if cur:
+        messages.append(cur)
+    return messages
+
+
+def _hard_split(block: str, limit: int) -> list[str]:
+    import re
+    from html import unescape
+
+    plain = unescape(re.sub(r"<[^>]+>", "", block))
+    out, cur = [], ""
+    for ch in plain:
+        piece = escape(ch)
+        if len(cur) + len(piece) > limit:
+            out.append(cur)
+            cur = ""
+        cur += piece
+    return out + ([cur] if cur else [])
