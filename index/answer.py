@@ -134,7 +134,10 @@ def best_sentence(passage: Passage, a: Analysis) -> str:
 
     def score(sent: str) -> float:
         s = simplify(sent)
-        return sum(len(t) for t in terms if t in s) + 0.5 * sum(1 for g in grams if g in s)
+        value = sum(len(t) for t in terms if t in s) + 0.5 * sum(1 for g in grams if g in s)
+        if s.rstrip("”’」』）) ").endswith(("？", "?")):  # a rhetorical question is never the answer
+            value *= 0.2
+        return value
 
     best = max(sentences, key=score)
     return best.strip() if score(best) > 0 else sentences[0].strip()

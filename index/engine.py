@@ -27,7 +27,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 # Fusion weights, tuned on data/eval/questions.jsonl (README: "Quality").
 DENSE_WEIGHT = 1.0
 LEXICAL_WEIGHT = 0.35
-PLACE_BOOST = 0.08  # passages naming the place the question asks about
+PLACE_BOOST = 0.16  # passages naming the place the question asks about
 MIN_DENSE = 0.80   # below this, with no lexical support, nothing in the documents is close
 MIN_DENSE_EN = 0.78
 
@@ -226,11 +226,19 @@ class Engine:
             fused = DENSE_WEIGHT * dense + w * lexical
         names = [p for p in a.places + a.expansions if p not in ("烟台", "烟台市")]
         if names and retriever != "dense":
-            boost = np.array([any(nm in p.text or ans._strip_suffix(nm) in p.text for nm in names)
-                              for p in live.stored.passages], np.float32)
-            fused = fused + PLACE_BOOST * boost
+            fused = fused + PLACE_BOOST * self._place_focus(live, names)
         order = np.argsort(-fused)[:k]
         return [(live.stored.passages[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
+
+    @staticmethod
+    def _place_focus(live: _Live, names: list[str]) -> np.ndarray:
+        """1 for a passage about the asked place; diluted for roll-calls naming many places."""
+        out = np.zeros(len(live.stored.passages), np.float32)
+        for i, p in enumerate(live.stored.passages):
+            if any(nm in p.text or ans._strip_suffix(nm) in p.text for nm in names):
+                others = sum(1 for pl in live.places if pl in p.text and pl not in names)
+                out[i] = 1.0 / (1 + others)
+        return out
 
     def answer(self, question: str, retriever: str | None = None, top_k: int | None = None) -> Answer:
         t0 = time.perf_counter()

@@ -30,9 +30,16 @@ def _jieba():
     return jieba
 
 
+BIGRAMS = True  # character bigrams catch paraphrases and typos that jieba segments differently
+
+
 def tokenize(text: str) -> list[str]:
     text = simplify(nfkc(text)).lower()
-    return [t for t in _jieba().cut_for_search(text) if t.strip() and _TOKEN_OK.search(t) and t not in STOPWORDS]
+    words = [t for t in _jieba().cut_for_search(text) if t.strip() and _TOKEN_OK.search(t) and t not in STOPWORDS]
+    if BIGRAMS:
+        for run in re.findall(r"[\u4e00-\u9fff]{2,}", text):
+            words += ["#" + run[i : i + 2] for i in range(len(run) - 1)]
+    return words
 
 
 def pos_tags(text: str) -> list[tuple[str, str]]:
