@@ -32,9 +32,10 @@ class RedactToken(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.token and self.token in record.getMessage():
             record.msg, record.args = record.getMessage().replace(self.token, "<token>"), ()
-        if record.exc_info and record.exc_info[1] and self.token in str(record.exc_info[1]):
-            record.exc_text = logging.Formatter().formatException(record.exc_info).replace(self.token, "<token>")
-            record.exc_info = None
+        if record.exc_info and record.exc_info[1]:
+            text = logging.Formatter().formatException(record.exc_info)  # includes chained causes
+            if self.token in text:
+                record.exc_text, record.exc_info = text.replace(self.token, "<token>"), None
         return True
 
 

@@ -136,6 +136,8 @@ async def callback(update: Update, ctx: Ctx) -> None:
     parts = (q.data or "").split(":")
     try:
         kind, answer_id = parts[0], int(parts[1])
+        if not 0 <= answer_id < 2**62:
+            raise ValueError(answer_id)
     except (IndexError, ValueError):
         await q.answer("这个按钮已失效。", show_alert=False)
         return
@@ -143,7 +145,7 @@ async def callback(update: Update, ctx: Ctx) -> None:
         await confirm_announcement(update, ctx, parts)
         return
     payload = svc.state.answer_payload(answer_id)
-    if payload is None or kind not in ("more", "full", "fb"):
+    if payload is None or kind not in ("more", "full", "fb") or (kind == "fb" and parts[-1] not in ("1", "-1")):
         await q.answer("这个按钮已失效，请重新提问。")
         return
     if kind == "fb":
@@ -204,10 +206,10 @@ async def refuse_admin(update: Update, ctx: Ctx, command: str) -> bool:
         return False
     log.warning("refused /%s from non-admin user %s in chat %s", command, user.id if user else None,
                 update.effective_chat.id if update.effective_chat else None)
-    if update.effective_message:
+    if update.callback_query:
+        await update.callback_query.answer("只有机器人管理员可以这样做。", show_alert=True)
+    elif update.effective_message:
         await update.effective_message.reply_text("这个命令只对机器人管理员开放。")
-    elif update.callback_query:
-        await update.callback_query.answer("只有机器人管理员可以这样做。")
     return True
 
 

@@ -53,7 +53,7 @@ def analyse(question: str, expansions: list[str]) -> Analysis:
     qtype = next((name for name, (pat, _, _) in _TYPES.items() if pat.search(simplified.lower())), None)
     return Analysis(
         simplified=simplified, tokens=tokenize(simplified) + expansions, expansions=expansions,
-        places=places, years=re.findall(r"(?<!\d)(20\d\d|19\d\d)(?!\d)", simplified),
+        places=places, years=re.findall(r"(?<!\d)(20\d\d|19\d\d)(?!\d)(?!\s*(?:亿|万|多|余|元|个|项|家))", simplified),
         qtype=qtype, subjects=subjects, english=english,
     )
 

@@ -90,7 +90,7 @@ class Engine:
         corpus_text = simplify("\n".join(p.text for p in stored.passages))
         return _Live(
             stored=stored, bm25=BM25Index([p.text for p in stored.passages]), corpus_text=corpus_text,
-            years=set(re.findall(r"(?<!\d)(20\d\d)(?!\d)", corpus_text))
+            years=set(re.findall(r"(?<!\d)(20\d\d)(?=\s*年)", corpus_text))
             | {d[:4] for d in stored.manifest.get("documents", {}).values() and
                [v.get("date", "") for v in stored.manifest["documents"].values()] if d[:4].isdigit()},
             places=[p for p in PLACES if p in corpus_text and p != "烟台"],
@@ -157,10 +157,9 @@ class Engine:
                 "outlet": doc.outlet, "path": doc.path,
                 "passages": sum(1 for p in passages if p.doc_id == doc.doc_id),
             }
-        report.removed = [d for d in old_docs if d not in docs_meta and d not in loaded.failures]
+        report.removed = [d for d in old_docs if d not in docs_meta and d not in loaded.failed_ids]
         # A document that failed to load keeps its previous passages rather than vanishing.
-        for d in loaded.failures:
-            doc_id = d.rsplit(".", 1)[0]
+        for doc_id in loaded.failed_ids:
             if doc_id in old_docs and doc_id not in docs_meta:
                 idx = [i for i, p in enumerate(previous.passages) if p.doc_id == doc_id]
                 passages.extend(previous.passages[i] for i in idx)

@@ -24,6 +24,7 @@ META_KEYS = ("title", "url", "outlet", "date", "language")
 class LoadReport:
     documents: list[Document] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)  # file name -> reason
+    failed_ids: list[str] = field(default_factory=list)  # doc ids of those files
 
 
 def _front_matter(text: str) -> tuple[dict, str]:
@@ -80,7 +81,7 @@ def _read_docx(path: Path) -> tuple[dict, str]:
     return meta, "\n\n".join(p.text.strip() for p in d.paragraphs if p.text.strip())
 
 
-def read_document(path: Path) -> Document:
+def read_document(path: Path, doc_id: str | None = None) -> Document:
     suffix = path.suffix.lower()
     if suffix in (".txt", ".md"):
         meta, text = _front_matter(path.read_text(encoding="utf-8"))
@@ -97,7 +98,7 @@ def read_document(path: Path) -> Document:
     if not text:
         raise ValueError("no text could be extracted")
     return Document(
-        doc_id=path.stem, path=str(path), text=text,
+        doc_id=doc_id or path.stem, path=str(path), text=text,
         **{k: str(meta.get(k) or "") for k in META_KEYS if k != "title"},
         title=str(meta.get("title") or path.stem),
     )
@@ -109,12 +110,15 @@ def load_documents(docs_dir: Path) -> LoadReport:
     if not docs_dir.is_dir():
         report.failures[str(docs_dir)] = "documents folder does not exist"
         return report
-    for path in sorted(docs_dir.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in SUFFIXES or ".meta." in path.name:
-            continue
+    paths = [p for p in sorted(docs_dir.iterdir())
+             if not p.name.startswith(".") and p.suffix.lower() in SUFFIXES and ".meta." not in p.name]
+    stems = [p.stem for p in paths]
+    for path in paths:
+        doc_id = path.stem if stems.count(path.stem) == 1 else path.name  # plan.txt + plan.md stay apart
         try:
-            report.documents.append(read_document(path))
+            report.documents.append(read_document(path, doc_id))
         except Exception as exc:  # one bad file must not stop the others
             log.warning("skipping %s: %s", path.name, exc)
             report.failures[path.name] = f"{type(exc).__name__}: {exc}"
+            report.failed_ids.append(doc_id)
     return report

@@ -224,9 +224,9 @@ async def make_bot(doc_engine, tmp_path):
 
     started: list[Harness] = []
 
-    async def factory(chat_admins=(), **overrides) -> Harness:
-        n = len(started)
-        settings = bot_settings(doc_engine.settings.var_dir, tmp_path / f"state{n}.db", **overrides)
+    async def factory(chat_admins=(), state_db: Path | None = None, **overrides) -> Harness:
+        state_db = state_db or tmp_path / f"state{len(started)}.db"
+        settings = bot_settings(doc_engine.settings.var_dir, state_db, **overrides)
         state = State(settings.state_path)
         app, request = make_app(doc_engine, settings, state, RecordingRequest(set(chat_admins)))
         harness = Harness(app, request, state)

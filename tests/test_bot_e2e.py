@@ -402,6 +402,17 @@ def test_group_admin_subscribes_member_is_refused(bot):
     assert "群里" in bot.ask(USER, "/subscribe")["text"]
 
 
+def _confirm(buttons: dict[str, str]) -> str:
+    (data,) = [v for k, v in buttons.items() if k.startswith("确认发送到")]
+    return data
+
+
+def _subscribe_g_sub(bot: Bot) -> None:
+    bot.peer.set_chat_admins(G_SUB, [3100])
+    (ok,) = bot.exchange(G_SUB, lambda: bot.peer.group_message(G_SUB, 3100, "/subscribe"))
+    assert ok["text"] == "已订阅方案公告。"
+
+
 def _announce_preview(bot: Bot, text: str) -> tuple[dict, dict[str, str]]:
     preview = bot.ask(ADMIN, f"/announce {text}")
     assert preview["parse_mode"] == "HTML"
@@ -411,7 +422,7 @@ def _announce_preview(bot: Bot, text: str) -> tuple[dict, dict[str, str]]:
 
 def test_non_admin_pressing_confirm_does_not_broadcast(bot):
     preview, buttons = _announce_preview(bot, "测试公告")
-    confirm = buttons["确认发送到 1 个群"]
+    confirm = _confirm(buttons)
     sub_before = len(bot.peer.sent(G_SUB))
     since = len(bot.peer.calls)
     bot.peer.callback(STRANGER, ADMIN, preview, confirm)
@@ -431,14 +442,10 @@ def test_non_admin_pressing_confirm_does_not_broadcast(bot):
     assert len(bot.peer.sent(G_SUB)) == sub_before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: refuse_admin() (bot/handlers.py) tests update.effective_message "
-                   "first, which is the button's message for callback queries, so a non-admin pressing "
-                   "the announce confirm button gets no answerCallbackQuery (spinner) and a refusal is "
-                   "posted into the chat instead")
 def test_non_admin_pressing_confirm_gets_a_callback_refusal(bot):
     preview, buttons = _announce_preview(bot, "另一条测试公告")
     since = len(bot.peer.calls)
-    upd = bot.peer.callback(STRANGER, ADMIN, preview, buttons["确认发送到 1 个群"])
+    upd = bot.peer.callback(STRANGER, ADMIN, preview, _confirm(buttons))
     try:
         ack = bot.callback_answer(upd, timeout=3)
         assert ack["params"].get("text") == "只有机器人管理员可以这样做。"
@@ -450,6 +457,7 @@ def test_non_admin_pressing_confirm_gets_a_callback_refusal(bot):
 
 
 def test_admin_announcement_reaches_subscribed_group(bot):
+    _subscribe_g_sub(bot)  # idempotent; G_EVT was unsubscribed when the bot was kicked
     preview, buttons = _announce_preview(bot, "测试公告")
     assert set(buttons) == {"确认发送到 1 个群", "取消"}
     sub_before = len(bot.peer.sent(G_SUB))
@@ -473,11 +481,12 @@ def test_admin_announcement_reaches_subscribed_group(bot):
 
 
 def test_announcement_text_is_html_escaped(bot):
+    _subscribe_g_sub(bot)
     preview = bot.ask(ADMIN, "/announce a<b>&c")
     assert preview["text"] == "<b>公告预览</b>\n\na&lt;b&gt;&amp;c"
     buttons = _buttons(preview)
     sub_before = len(bot.peer.sent(G_SUB))
-    bot.peer.callback(ADMIN, ADMIN, preview, buttons["确认发送到 1 个群"])
+    bot.peer.callback(ADMIN, ADMIN, preview, _confirm(buttons))
     (ann,) = bot.peer.wait_for_replies(G_SUB, sub_before + 1)[sub_before:]
     assert ann["text"] == "📢 a&lt;b&gt;&amp;c" and ann["parse_mode"] == "HTML"
 
@@ -510,7 +519,11 @@ def test_reindex_while_another_user_asks_twenty_questions(bot):
     replies = bot.peer.wait_for_replies(user, n_user + 20, timeout=90)[n_user:]
     summary = bot.peer.wait_for(lambda c: c["method"] == "editMessageText"
                                 and c["params"].get("chat_id") == ADMIN
-                                and c["params"].get("text", "").startswith("重建"), 90, since=since)
+                                and re.match(r"重建(完成|失败)", c["params"].get("text", "")), 90,
+                                since=since)
+    progress = [c["params"]["text"] for c in bot.peer.calls[since:] if c["method"] == "editMessageText"
+                and c["params"].get("text", "").startswith("重建中")]
+    assert any(re.match(r"重建中：已嵌入 \d+/60 段…", t) for t in progress), progress
     assert summary["params"]["text"].startswith("重建完成：版本 "), summary["params"]["text"]
     assert "新增 1" in summary["params"]["text"]
     assert status_upd["message"]["message_id"]
@@ -549,6 +562,17 @@ def test_broken_document_is_named_and_questions_still_answered(bot):
     space = bot.ask(5100, "烟台哪个区在搞商业航天")
     _assert_answer(space)
     assert "海阳" in space["text"]
+
+
+def test_every_html_message_sent_is_valid_telegram_html(bot):
+    from telegram_html import problems
+
+    html_msgs = [m for m in bot.peer.sent() if m.get("parse_mode") == "HTML"]
+    assert len(html_msgs) > 40
+    bad = {m["text"][:80]: problems(m["text"]) for m in html_msgs if problems(m["text"])}
+    assert not bad, bad
+    for m in bot.peer.sent():
+        assert len(m["text"]) <= 4096
 
 
 # ----------------------------------------------------------------------------- 6. processes

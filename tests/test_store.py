@@ -3,6 +3,7 @@ versions switch atomically, and a damaged or foreign index is refused, never ser
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -55,9 +56,8 @@ def settings(tmp_path, model_cache):
 
 @pytest.fixture
 def built(settings, embedder):
-    """A first build, then a fresh Engine as a restarted process would have."""
-    report = Engine(settings, embedder=embedder).build()
-    return report
+    """A first build; tests then use a fresh Engine, as a restarted `planbot build` would."""
+    return Engine(settings, embedder=embedder).build()
 
 
 def top_doc(engine: Engine, question: str) -> str:
@@ -120,7 +120,7 @@ def test_current_switches_and_old_version_still_loads(settings, embedder, built)
     assert not any("江豚" in p.text for p in new.passages)
 
 
-def _version_dir(settings) -> "Path":  # noqa: F821
+def _version_dir(settings) -> Path:
     store = IndexStore(settings.index_dir)
     return store.versions / store.current_version()
 
@@ -187,16 +187,12 @@ def test_document_that_fails_to_load_keeps_its_passages(settings, embedder, buil
     assert top_doc(engine, "哪里能看到江豚和斑海豹?") == "changdao"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: engine.py:160 compares doc ids with failure file names, "
-                   "so a kept document that failed to load is reported as removed")
 def test_document_that_fails_to_load_is_not_reported_removed(settings, embedder, built):
     (settings.docs_dir / "changdao.txt").write_bytes(b"\xff\xfe broken")
     report = Engine(settings, embedder=embedder).build()
     assert report.removed == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: doc_id is the file stem, so plan.txt + plan.md collide; "
-                   "every rebuild re-embeds and duplicates the passages")
 def test_same_name_in_two_formats_does_not_duplicate_passages(settings, embedder):
     (settings.docs_dir / "laishan.md").write_text("---\ntitle: 莱山\n---\n" + PENGLAI, encoding="utf-8")
     first = Engine(settings, embedder=embedder).build()
