@@ -82,7 +82,10 @@ async def answer_question(update: Update, ctx: Ctx, question: str) -> None:
     if user and _rate_limited(ctx, user.id):
         await update.effective_message.reply_text("提问太频繁了，请稍等一分钟再问。🙏")
         return
-    await ctx.bot.send_chat_action(chat.id, ChatAction.TYPING)
+    try:  # the typing indicator is a courtesy; failing to show it must not lose the answer
+        await ctx.bot.send_chat_action(chat.id, ChatAction.TYPING)
+    except TelegramError as exc:
+        log.info("typing indicator failed: %s", exc)
     resolved = resolve(question, ctx.chat_data.get("last_question", ""))
     answer = await asyncio.to_thread(svc.engine.answer, resolved)
     payload = answer.to_dict()

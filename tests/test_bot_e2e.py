@@ -607,9 +607,6 @@ def test_rate_limited_send_is_retried(bot):
     assert [c for c in bot.peer.calls if c.get("fault") == "429"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: bot/handlers.py answer_question awaits "
-                   "send_chat_action(TYPING) unguarded, so a failed typing indicator aborts the answer "
-                   "and the user gets the error apology instead")
 def test_failed_typing_indicator_does_not_lose_the_answer(bot):
     bot.peer.inject("sendChatAction", "502")
     msg = bot.ask(5300, QUESTION)
