@@ -39,6 +39,12 @@ _MENTION_RE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]{3,32}")
 _FAULTS = ("429", "502", "stall", "drop")
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog of 5 resets connections under a burst of concurrent bot requests."""
+
+    request_queue_size = 128
+
+
 class ApiError(Exception):
     """Raised by method handlers to produce a Telegram-style error response."""
 
@@ -160,7 +166,7 @@ class BotApiPeer:
 
     def start(self) -> BotApiPeer:
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False  # stalled handlers must not delay stop()
         self._server.peer = self  # type: ignore[attr-defined]
