@@ -78,8 +78,6 @@ def cmd_ask(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from .engine import Engine  # noqa: F401  (import errors surface before the prompt)
-
     engine = _engine(args)
     print("planbot 终端问答 — 输入问题，回车提问；空行或 Ctrl-D 退出。")
     context = ""

@@ -53,6 +53,7 @@ class _Live:
     corpus_text: str
     years: set[str]
     places: list[str]
+    passage_places: list[frozenset[str]]  # known places each passage names, for the place-focus boost
 
 
 class Engine:
@@ -88,12 +89,14 @@ class Engine:
 
     def _make_live(self, stored: StoredIndex) -> _Live:
         corpus_text = simplify("\n".join(p.text for p in stored.passages))
+        dates = [d.get("date", "") for d in stored.manifest.get("documents", {}).values()]
+        places = [p for p in PLACES if p in corpus_text and p != "烟台"]
         return _Live(
             stored=stored, bm25=BM25Index([p.text for p in stored.passages]), corpus_text=corpus_text,
             years=set(re.findall(r"(?<!\d)(20\d\d)(?=\s*年)", corpus_text))
-            | {d[:4] for d in stored.manifest.get("documents", {}).values() and
-               [v.get("date", "") for v in stored.manifest["documents"].values()] if d[:4].isdigit()},
-            places=[p for p in PLACES if p in corpus_text and p != "烟台"],
+            | {d[:4] for d in dates if d[:4].isdigit()},
+            places=places,
+            passage_places=[frozenset(pl for pl in places if pl in p.text) for p in stored.passages],
         )
 
     @property
@@ -235,8 +238,7 @@ class Engine:
         out = np.zeros(len(live.stored.passages), np.float32)
         for i, p in enumerate(live.stored.passages):
             if any(nm in p.text or ans._strip_suffix(nm) in p.text for nm in names):
-                others = sum(1 for pl in live.places if pl in p.text and pl not in names)
-                out[i] = 1.0 / (1 + others)
+                out[i] = 1.0 / (1 + len(live.passage_places[i].difference(names)))
         return out
 
     def answer(self, question: str, retriever: str | None = None, top_k: int | None = None) -> Answer:
