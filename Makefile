@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test index bench eval clean
+.PHONY: run test index bench bench-scale eval clean load
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,9 +25,20 @@ test: $(STAMP)
 
 eval: index
 	$(BIN)/planbot eval data/eval/questions.jsonl --retriever all
+	$(BIN)/planbot eval data/eval/holdout.jsonl --retriever all
 
 bench: index
 	$(BIN)/planbot bench --queries 200
+
+# synthetic corpora recombined from the article: flat vs HNSW, recall, RSS. ~25 min.
+bench-scale: index
+	$(BIN)/planbot bench --queries 300 --passages 1000 10000 100000
+
+# 50 users x 10 questions (private, /ask, @mention) + one flooding user against the real bot
+# process and a local Bot API peer; then the same with an admin /reindex mid-run. ~3 min.
+load: $(STAMP)
+	$(BIN)/python tests/loadtest.py --users 50 --questions 10
+	$(BIN)/python tests/loadtest.py --users 50 --questions 10 --reindex
 
 clean:
 	rm -rf var/index

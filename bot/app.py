@@ -6,12 +6,13 @@ import sys
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, CallbackQueryHandler,
-                          ChatMemberHandler, CommandHandler, MessageHandler, filters)
+                          ChatMemberHandler, CommandHandler, MessageHandler, TypeHandler, filters)
 
 from index.engine import Engine
 
 from . import handlers as h
 from .config import BotSettings, load_settings
+from .delivery import Inbox, JournalingRequest, RetryingRequest
 from .state import State
 
 log = logging.getLogger("bot")
@@ -48,6 +49,7 @@ async def post_init(app: Application) -> None:
             await app.bot.set_my_commands(ADMIN, scope=BotCommandScopeChat(admin))
         except Exception as exc:  # an admin who never talked to the bot has no chat yet
             log.warning("admin menu for %s not set: %s", admin, exc)
+    await app.bot_data["inbox"].replay(app)  # before polling starts: the previous run's leftovers
     engine = app.bot_data["services"].engine
     log.info("planbot ready as @%s: index %s, %d passages", app.bot.username, engine.version,
              engine.manifest.get("passage_count", 0))
@@ -56,10 +58,16 @@ async def post_init(app: Application) -> None:
 def build_application(settings: BotSettings, engine: Engine, state: State) -> Application:
     token = settings.telegram_token.get_secret_value()
     root = settings.telegram_api_url
+    inbox, timeout = Inbox(state), settings.http_read_timeout  # getUpdates adds the poll timeout
     app = (ApplicationBuilder().token(token).base_url(f"{root}/bot").base_file_url(f"{root}/file/bot")
+           .request(RetryingRequest(connection_pool_size=256, read_timeout=timeout))
+           .get_updates_request(JournalingRequest(state.journal_updates, read_timeout=timeout))
            .rate_limiter(AIORateLimiter(max_retries=3)).concurrent_updates(True)
-           .get_updates_read_timeout(35).post_init(post_init).build())
+           .post_init(post_init).build())
     app.bot_data["services"] = h.Services(settings, engine, state)
+    app.bot_data["inbox"] = inbox
+    app.add_handler(TypeHandler(Update, inbox.gate), group=-1)  # skip redelivered updates
+    app.add_handler(TypeHandler(Update, inbox.done), group=1)  # runs after the handler, even on error
     new_msg = filters.UpdateType.MESSAGE
     private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
     app.add_handler(CommandHandler(["start", "help"], h.start, filters=new_msg))
@@ -74,6 +82,8 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
     app.add_handler(MessageHandler(new_msg & private & filters.TEXT & ~filters.COMMAND, h.private_text))
     app.add_handler(MessageHandler(new_msg & groups & filters.TEXT & ~filters.COMMAND, h.group_text))
     app.add_handler(MessageHandler(new_msg & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text))
+    # edits never run commands, but an edited admin command is refused/answered, not ignored
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, h.edited_command))
     app.add_handler(CallbackQueryHandler(h.callback))
     app.add_handler(ChatMemberHandler(h.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(h.error_handler)
@@ -86,12 +96,16 @@ def run() -> int:
     token_filter = RedactToken(settings.telegram_token.get_secret_value())
     for handler in logging.getLogger().handlers:
         handler.addFilter(token_filter)
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "apscheduler"):
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "apscheduler", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         engine = Engine.open(settings)
     except Exception as exc:
         sys.exit(f"planbot: cannot load the index: {exc}")
+    # The first query loads tokenizers and dictionaries lazily (~0.7 s alone, ~2 s for a burst
+    # of concurrent first questions, see `make load`): pay that before polling starts.
+    engine.answer("莱山的主导产业是什么")
     app = build_application(settings, engine, State(settings.state_path))
-    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, poll_interval=0.0)
+    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, poll_interval=0.0,
+                    timeout=settings.poll_timeout)
     return 0

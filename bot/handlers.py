@@ -4,13 +4,14 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 import time
 import uuid
 from collections import defaultdict, deque
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
 from index.followup import resolve
@@ -80,14 +81,22 @@ async def answer_question(update: Update, ctx: Ctx, question: str) -> None:
         await update.effective_message.reply_text(f"问题太长了（{len(question)} 字），请精简到 {MAX_QUESTION} 字以内。")
         return
     if user and _rate_limited(ctx, user.id):
-        await update.effective_message.reply_text("提问太频繁了，请稍等一分钟再问。🙏")
+        # One notice per minute, then silence: answering every message of a flood would spend the
+        # bot-wide send budget (AIORateLimiter, 30/s) and delay everyone else's answers.
+        now = time.monotonic()
+        if user.id not in svc.warned or now - svc.warned[user.id] >= 60:
+            svc.warned[user.id] = now
+            log.warning("rate limit: user %s sent over %d questions a minute; dropping the excess",
+                        user.id, svc.settings.rate_limit_per_minute)
+            await update.effective_message.reply_text("提问太频繁了，请稍等一分钟再问。🙏")
         return
     try:  # the typing indicator is a courtesy; failing to show it must not lose the answer
         await ctx.bot.send_chat_action(chat.id, ChatAction.TYPING)
     except TelegramError as exc:
         log.info("typing indicator failed: %s", exc)
     resolved = resolve(question, ctx.chat_data.get("last_question", ""))
-    answer = await asyncio.to_thread(svc.engine.answer, resolved)
+    async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
+        answer = await asyncio.to_thread(svc.engine.answer, resolved)
     payload = answer.to_dict()
     if answer.answered:
         ctx.chat_data["last_question"] = resolved
@@ -124,7 +133,6 @@ async def group_text(update: Update, ctx: Ctx) -> None:
         return
     text = msg.text or ""
     if me.username:
-        import re
         text = re.sub(rf"@{re.escape(me.username)}\b", " ", text, flags=re.IGNORECASE)
     await answer_question(update, ctx, text)
 
@@ -216,6 +224,24 @@ async def refuse_admin(update: Update, ctx: Ctx, command: str) -> bool:
     return True
 
 
+ADMIN_COMMANDS = ("reindex", "announce", "stats")
+
+
+async def edited_command(update: Update, ctx: Ctx) -> None:
+    """A message edited into an admin command: non-admins get the usual refusal (and log line);
+    admins are asked to send it again, so an edit never re-runs /reindex or an announcement."""
+    m = re.match(r"/(\w+)(?:@(\w+))?", update.effective_message.text or "")
+    if not m or m.group(1).lower() not in ADMIN_COMMANDS:
+        return
+    if m.group(2) and m.group(2).lower() != (ctx.bot.username or "").lower():
+        return  # addressed to another bot
+    command = m.group(1).lower()
+    if await refuse_admin(update, ctx, f"{command} (edited)"):
+        return
+    log.info("ignored edited /%s from admin %s", command, update.effective_user.id)
+    await update.effective_message.reply_text(f"编辑过的消息不会执行命令，请重新发送 /{command}。")
+
+
 async def announce(update: Update, ctx: Ctx) -> None:
     if await refuse_admin(update, ctx, "announce"):
         return
@@ -280,6 +306,9 @@ async def stats(update: Update, ctx: Ctx) -> None:
 
 
 async def error_handler(update: object, ctx: Ctx) -> None:
+    if update is None and isinstance(ctx.error, NetworkError):  # polling hiccup; PTB keeps polling
+        log.warning("getUpdates failed, polling again: %s", ctx.error)
+        return
     log.error("update failed: %s", ctx.error, exc_info=ctx.error)
     if isinstance(update, Update) and update.effective_chat:
         try:
@@ -289,6 +318,7 @@ async def error_handler(update: object, ctx: Ctx) -> None:
 
 
 _reindex_lock = asyncio.Lock()
+REINDEX_BATCH = 1  # passages per embedding call in /reindex: ~1.4x slower build, answers keep flowing
 
 
 async def reindex(update: Update, ctx: Ctx) -> None:
@@ -308,7 +338,9 @@ async def reindex(update: Update, ctx: Ctx) -> None:
         def on_progress(stage: str, done: int, total: int) -> None:
             progress.update(done=done, total=total)
 
-        task = asyncio.create_task(asyncio.to_thread(svc.engine.build, on_progress))
+        # Small batches: the embedder's lock is held per batch, and questions asked meanwhile wait
+        # for it (batch 16 stalled every answer for the whole rebuild in `make load`'s --reindex run).
+        task = asyncio.create_task(asyncio.to_thread(svc.engine.build, on_progress, REINDEX_BATCH))
         last = ""
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)
@@ -343,3 +375,6 @@ class Services:
     def __init__(self, settings, engine, state):
         self.settings, self.engine, self.state = settings, engine, state
         self.recent: dict[int, deque] = defaultdict(deque)
+        self.warned: dict[int, float] = {}  # user -> when they were last told to slow down
+        # one engine call per user at a time, so a burst from one user cannot fill the thread pool
+        self.engine_turn: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)

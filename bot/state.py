@@ -1,4 +1,5 @@
-"""SQLite state: groups, subscriptions, feedback, question log and answers behind buttons."""
+"""SQLite state: groups, subscriptions, feedback, question log, answers behind buttons and the
+update journal that makes answers exactly-once across restarts."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ CREATE TABLE IF NOT EXISTS feedback (answer_id INTEGER, user_id INTEGER, vote IN
     PRIMARY KEY (answer_id, user_id));
 CREATE TABLE IF NOT EXISTS questions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, chat_id INTEGER,
     user_id INTEGER, question TEXT, answered INTEGER, latency_ms REAL, index_version TEXT, payload TEXT);
+CREATE TABLE IF NOT EXISTS updates (update_id INTEGER PRIMARY KEY, payload TEXT, received REAL, done REAL);
 """
 
 
@@ -64,6 +66,36 @@ class State:
     def feedback(self, answer_id: int, user_id: int, vote: int) -> None:
         self._exec("INSERT INTO feedback VALUES (?,?,?,?) ON CONFLICT(answer_id, user_id) DO UPDATE SET "
                    "vote=excluded.vote, ts=excluded.ts", (answer_id, user_id, vote, time.time()))
+
+    # -- update journal (bot/delivery.py): payload kept until done, done ids kept for dedup
+    def journal_updates(self, updates: list[dict]) -> None:
+        """Store fetched updates in one transaction; ids already known are left untouched."""
+        rows = [(u["update_id"], json.dumps(u, ensure_ascii=False), time.time()) for u in updates]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO updates (update_id, payload, received) "
+                                     "VALUES (?,?,?)", rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def update_done(self, update_id: int) -> bool:
+        return bool(self._exec("SELECT 1 FROM updates WHERE update_id=? AND done IS NOT NULL", (update_id,)))
+
+    def finish_update(self, update_id: int) -> None:
+        """Only journaled (i.e. polled) updates are tracked; ones fed in directly are not."""
+        self._exec("UPDATE updates SET done=?, payload=NULL WHERE update_id=?", (time.time(), update_id))
+
+    def unfinished_updates(self) -> list[dict]:
+        rows = self._exec("SELECT payload FROM updates WHERE done IS NULL AND payload IS NOT NULL "
+                          "ORDER BY update_id")
+        return [json.loads(r[0]) for r in rows]
+
+    def prune_updates(self, max_age: float) -> None:
+        """Forget entries older than Telegram could redeliver (and too stale to replay)."""
+        self._exec("DELETE FROM updates WHERE received < ?", (time.time() - max_age,))
 
     def stats(self) -> dict:
         q = self._exec("SELECT COUNT(*), COALESCE(SUM(1 - answered), 0) FROM questions")[0]

@@ -2,7 +2,7 @@
 from .config import IndexSettings
 from .engine import BuildReport, Engine
 from .models import Answer, Citation, Document, Passage
-from .store import IndexMismatch, IndexMissing
+from .store import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing, IndexWriteFailed
 
-__all__ = ["Answer", "BuildReport", "Citation", "Document", "Engine", "IndexMismatch", "IndexMissing",
-           "IndexSettings", "Passage"]
+__all__ = ["Answer", "BuildReport", "Citation", "Document", "Engine", "IndexCorrupt", "IndexError_",
+           "IndexMismatch", "IndexMissing", "IndexSettings", "IndexWriteFailed", "Passage"]

@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .chunking import split_sentences
-from .gazetteer import ENCLOSING, PLACES, SUFFIXES
+from .gazetteer import ENCLOSING, PLACES, SUFFIXES, other_places
+from .glossary import bridge
 from .lexical import STOPWORDS, pos_tags, tokenize
 from .models import Passage
 from .textnorm import simplify
@@ -19,7 +22,7 @@ from .textnorm import simplify
 _TYPES = {
     "money": (re.compile(r"多少钱|投资.{0,4}多少|多少.{0,4}投资|多少(亿|万)?元|金额|资金|产值|生产总值|收入.{0,4}多少|how much (money|invest)|invest(ment|ed)?\b.*how much|\bcost|\bgdp\b|revenue"),
               re.compile(r"\d+(\.\d+)?\s*(亿|万)?元"), "金额"),
-    "person": (re.compile(r"是谁|谁是|谁说|哪位|姓名|\bwho (is|was|are)\b"), None, "人名"),
+    "person": (re.compile(r"是谁|谁是|谁说|哪几?位|姓名|\bwho (is|was|are)\b"), None, "人名"),
     "date": (re.compile(r"哪一?年|何时|什么时候|哪天|几月|\bwhen\b|what year|which year"),
              re.compile(r"\d+月\d+日|\d{4}年|今年|明年|下半年|上半年"), "时间"),
     "count": (re.compile(r"几个|多少个|几项|几条|几栋|几家|多少家|多少项|多少条|how many"),
@@ -39,6 +42,7 @@ class Analysis:
     qtype: str | None = None
     subjects: list[str] = field(default_factory=list)
     english: bool = False
+    terms: list[str] = field(default_factory=list)  # plan vocabulary the question means (glossary)
 
 
 def analyse(question: str, expansions: list[str]) -> Analysis:
@@ -47,12 +51,15 @@ def analyse(question: str, expansions: list[str]) -> Analysis:
     english = len(re.findall(r"[A-Za-z]", simplified)) > len(re.findall(r"[\u4e00-\u9fff]", simplified))
     places = [w for w, f in tags if f == "ns" and not re.fullmatch(r"[A-Za-z]+", w) and w[0] not in _GENERIC]
     places += [p for p in PLACES if p in simplified and p not in places]
+    places += [w for w, _ in tags if w in other_places() and w not in places]
     subjects = [w for w, f in tags if (f in ("ns", "nr", "nt", "nz") or w in PLACES) and w not in STOPWORDS]
     subjects += [e for e in expansions if e not in subjects]
-    subjects = [w for w in subjects if w not in ENCLOSING and w != "烟台" and w[0] not in _GENERIC]
+    subjects = [w for w in subjects if w not in ENCLOSING and _strip_suffix(w) != "烟台" and w[0] not in _GENERIC]
+    terms = bridge(simplified)
     qtype = next((name for name, (pat, _, _) in _TYPES.items() if pat.search(simplified.lower())), None)
     return Analysis(
-        simplified=simplified, tokens=tokenize(simplified) + expansions, expansions=expansions,
+        simplified=simplified, tokens=tokenize(simplified) + expansions + tokenize(" ".join(terms)),
+        expansions=expansions, terms=terms,
         places=places, years=re.findall(r"(?<!\d)(20\d\d|19\d\d)(?!\d)(?!\s*(?:亿|万|多|余|元|个|项|家))", simplified),
         qtype=qtype, subjects=subjects, english=english,
     )
@@ -105,6 +112,26 @@ def _has_value(qtype: str, sentence: str) -> bool:
     return bool(value.search(sentence))
 
 
+_TITLES = ("书记", "主任", "市长", "区长", "县长", "董事长", "总经理", "记者")
+
+
+def titled_passages(texts: list[str]) -> dict[str, np.ndarray]:
+    out = {t: np.zeros(len(texts), bool) for t in _TITLES}
+    for i, text in enumerate(texts):
+        for m in _TITLE_NAME.finditer(text):
+            out[m.group(1)][i] = True
+    return out
+
+
+def person_focus(a: Analysis, titled: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """1 for passages naming a person by the title the question asks about (any title if none)."""
+    asked = [t for t in _TITLES if t in a.simplified] or list(_TITLES)
+    hit = np.zeros(n, bool)
+    for t in asked:
+        hit |= titled[t]
+    return hit.astype(np.float32)
+
+
 def typed_gap(a: Analysis, passages: list[Passage]) -> str | None:
     """The question asks for a value of some type about a subject; no passage has both."""
     if not a.qtype:
@@ -139,5 +166,14 @@ def best_sentence(passage: Passage, a: Analysis) -> str:
             value *= 0.2
         return value
 
-    best = max(sentences, key=score)
+    asked = [t for t in _TITLES if t in a.simplified]
+
+    def typed(sent: str) -> bool:  # holds the kind of value asked for (a name, a date, a count…)
+        if not a.qtype:
+            return False
+        if a.qtype == "person" and asked:
+            return any(m.group(1) in asked for m in _TITLE_NAME.finditer(simplify(sent)))
+        return _has_value(a.qtype, simplify(sent))
+
+    best = max(sentences, key=lambda sent: (score(sent) > 0 and typed(sent), score(sent)))
     return best.strip() if score(best) > 0 else sentences[0].strip()

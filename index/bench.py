@@ -12,14 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from .chunking import split_sentences
 from .config import IndexSettings
 from .engine import Engine
 from .evaluate import _pct, load_gold
-from .store import make_faiss
 
 
 def _rss_mb() -> float:
@@ -56,49 +54,94 @@ def synthetic_passages(n: int, seed: int = 7) -> list[str]:
     return ["".join(rng.sample(sentences, rng.randint(2, 5))) for _ in range(n)]
 
 
-def bench_scale(n: int, queries: int, engine: Engine) -> dict:
-    texts = synthetic_passages(n)
-    emb = engine.embedder
+def _vectors(emb, texts: list[str], embed_max: int, seed: int = 3) -> tuple[np.ndarray, float, int]:
+    """Model vectors for the first `embed_max` passages (timed); beyond that, perturbed copies
+    of them so a 100k index exists without 70 minutes of embedding. Returns (vectors, s, embedded)."""
+    m = min(len(texts), embed_max)
     t0 = time.perf_counter()
-    vecs = np.vstack([emb.encode_passages(texts[i : i + 64], batch_size=64) for i in range(0, n, 64)])
-    embed_s = time.perf_counter() - t0
-    rng = random.Random(1)
-    qtexts = [rng.choice(texts)[:30] for _ in range(queries)]
-    qvecs = np.vstack([emb.encode_query(q) for q in qtexts])
-    row = {"passages": n, "embed_passages_per_s": round(n / embed_s, 1)}
-    results = {}
-    for kind, hnsw_min in (("flat", n + 1), ("hnsw", 1)):
-        t0 = time.perf_counter()
-        index, _ = make_faiss(vecs, hnsw_min)
-        add_s = time.perf_counter() - t0
-        with tempfile.TemporaryDirectory() as tmp:
-            faiss.write_index(index, str(Path(tmp) / "i.faiss"))
-            size_mb = (Path(tmp) / "i.faiss").stat().st_size / 2**20
-        lat, ids = [], []
-        for qv in qvecs:
-            t = time.perf_counter()
-            _, I = index.search(qv[None, :], 10)
-            lat.append((time.perf_counter() - t) * 1000)
-            ids.append(I[0])
-        results[kind] = ids
-        row[kind] = {"index_build_s": round(add_s, 2), "size_mb": round(size_mb, 1),
-                     "search_p50_ms": round(_pct(lat, 0.5), 3), "search_p95_ms": round(_pct(lat, 0.95), 3)}
-    t = time.perf_counter()
-    for q in qtexts[:50]:
-        emb.encode_query(q)
-    row["query_embed_ms"] = round((time.perf_counter() - t) * 1000 / 50, 1)
-    row["recall@10_hnsw_vs_flat"] = round(float(np.mean(
-        [len(set(a) & set(b)) / 10 for a, b in zip(results["flat"], results["hnsw"])])), 4)
-    row["rss_mb"] = round(_rss_mb(), 0)
+    real = emb.encode_passages(texts[:m], batch_size=32)
+    seconds = time.perf_counter() - t0
+    if m == len(texts):
+        return real, seconds, m
+    rng = np.random.default_rng(seed)
+    extra = real[np.arange(m, len(texts)) % m] + rng.normal(0, 0.02, (len(texts) - m, real.shape[1])).astype(np.float32)
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    return np.vstack([real, extra]).astype(np.float32), seconds, m
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def bench_scale(n: int, queries: int, embed_max: int) -> dict:
+    """One corpus size, both index kinds: build pieces, disk size, full `answer` latency through the
+    Engine (BM25 + FAISS + fusion + refusal), FAISS-only latency, HNSW recall@10 against flat."""
+    from .models import Passage
+
+    base = IndexSettings()
+    texts = synthetic_passages(n)
+    passages = [Passage(passage_id=f"synthetic#{i}", doc_id="synthetic", title="synthetic", heading="",
+                        paragraph=i, start=0, end=len(t), text=t) for i, t in enumerate(texts)]
+    gold = [r["question"] for path in ("data/eval/questions.jsonl", "data/eval/holdout.jsonl")
+            for r in load_gold(Path(path))]
+    row: dict = {"passages": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = base.model_copy(update={"var_dir": Path(tmp)})
+        os.symlink(base.model_cache.resolve(), Path(tmp) / "models")
+        engine = Engine(settings)
+        emb = engine.embedder
+        vecs, embed_s, embedded = _vectors(emb, texts, embed_max)
+        row.update(model_embedded=embedded, embed_passages_per_s=round(embedded / embed_s, 1))
+        qvecs = np.vstack([emb.encode_query(q) for q in gold + [t[:30] for t in texts[:100]]])
+        ids = {}
+        for kind, hnsw_min in (("flat", n + 1), ("hnsw", 1)):
+            t0 = time.perf_counter()
+            version = engine.store.write(passages, vecs, {"model": emb.name, "documents": {}}, hnsw_min)
+            write_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            stored = engine.store.load(model=emb.name, dim=emb.dim, version=version)
+            engine._live = engine._make_live(stored)  # BM25 over all N texts, place lists
+            load_s = time.perf_counter() - t0
+            for q in gold[:5]:
+                engine.answer(q)
+            lat = [engine.answer(gold[i % len(gold)]).latency_ms for i in range(queries)]
+            faiss_lat, found = [], []
+            for qv in qvecs:
+                t = time.perf_counter()
+                _, I = stored.index.search(qv[None, :], 10)
+                faiss_lat.append((time.perf_counter() - t) * 1000)
+                found.append(I[0])
+            ids[kind] = found
+            row[kind] = {
+                "write_s": round(write_s, 2), "load_s": round(load_s, 2),
+                "disk_mb": round(_dir_mb(engine.store.versions / version), 1),
+                "ask_p50_ms": round(_pct(lat, 0.5), 1), "ask_p95_ms": round(_pct(lat, 0.95), 1),
+                "faiss_p50_ms": round(_pct(faiss_lat, 0.5), 3), "faiss_p95_ms": round(_pct(faiss_lat, 0.95), 3),
+            }
+            engine._live = None
+            shutil.rmtree(engine.store.versions / version, ignore_errors=True)
+        row["hnsw_recall@10"] = round(float(np.mean(
+            [len(set(a) & set(b)) / 10 for a, b in zip(ids["flat"], ids["hnsw"])])), 4)
+    row["rss_peak_mb"] = round(_rss_mb(), 0)
     return row
 
 
+def _scale_child(n: int, queries: int, embed_max: int, out) -> None:
+    out.put(bench_scale(n, queries, embed_max))
+
+
 def run_bench(args) -> int:
-    out = {"engine": bench_engine(args.queries)}
-    print(json.dumps(out, indent=2))
-    if args.passages:
-        engine = Engine(IndexSettings())
-        for n in args.passages:
-            row = bench_scale(n, min(args.queries, 200), engine)
-            print(json.dumps(row, indent=2), flush=True)
+    """Each corpus size runs in a fresh process so its peak RSS is its own."""
+    import multiprocessing as mp
+
+    if not args.passages or args.engine:
+        print(json.dumps({"engine": bench_engine(args.queries)}, indent=2), flush=True)
+    ctx = mp.get_context("spawn")
+    for n in args.passages:
+        q = ctx.Queue()
+        child = ctx.Process(target=_scale_child, args=(n, min(args.queries, 300), args.embed_max, q))
+        child.start()
+        row = q.get()
+        child.join()
+        print(json.dumps(row, indent=2), flush=True)
     return 0

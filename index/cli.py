@@ -39,6 +39,7 @@ def cmd_build(args) -> int:
     from tqdm import tqdm
 
     from .engine import Engine
+    from .store import IndexError_
 
     engine = Engine(IndexSettings())
     bar = None
@@ -54,9 +55,13 @@ def cmd_build(args) -> int:
         engine.load()
     except Exception as exc:
         logging.info("building from scratch: %s", exc)
-    report = engine.build(progress=progress)
-    if bar:
-        bar.close()
+    try:
+        report = engine.build(progress=progress)
+    except (IndexError_, RuntimeError, OSError) as exc:  # disk full, no readable documents, …
+        sys.exit(f"planbot build failed: {exc}")
+    finally:
+        if bar:
+            bar.close()
     print(f"index {report.version}: {report.passages} passages, embedded {report.embedded} "
           f"(added {report.added}, changed {report.changed}, removed {report.removed}, "
           f"unchanged {len(report.unchanged)}) in {report.seconds:.1f}s")
@@ -66,8 +71,14 @@ def cmd_build(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    engine = _engine(args)
-    a = engine.answer(" ".join(args.question), retriever=args.retriever)
+    from .engine import EMPTY_REASON, is_empty
+    from .models import Answer
+
+    question = " ".join(args.question)
+    if is_empty(question):  # no model load for a blank question
+        a = Answer(question=question, answered=False, reason=EMPTY_REASON)
+    else:
+        a = _engine(args).answer(question, retriever=args.retriever)
     if args.json:
         d = a.to_dict()
         print(json.dumps({k: d[k] for k in ("question", "answered", "reason", "citations", "latency_ms")},
@@ -143,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="latency / throughput / scale benchmark")
     b.add_argument("--passages", type=int, nargs="*", default=[], help="synthetic corpus sizes (e.g. 1000 10000)")
     b.add_argument("--queries", type=int, default=200)
+    b.add_argument("--embed-max", type=int, default=10000,
+                   help="passages embedded by the model per scale run; more are perturbed copies")
+    b.add_argument("--engine", action="store_true", help="also run the article benchmark with --passages")
     b.set_defaults(func=cmd_bench)
     sub.add_parser("bot", help="run the Telegram bot").set_defaults(func=cmd_bot)
     return p
@@ -152,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("sentence_transformers", "transformers", "httpx", "jieba"):
+    for noisy in ("sentence_transformers", "transformers", "httpx", "jieba", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return args.func(args)
 

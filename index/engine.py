@@ -18,7 +18,7 @@ from .gazetteer import PLACES, expansions
 from .lexical import BM25Index
 from .loaders import load_documents
 from .models import Answer, Citation, Passage
-from .store import IndexMissing, IndexStore, StoredIndex
+from .store import IndexCorrupt, IndexMissing, IndexStore, StoredIndex, spot_check
 from .textnorm import nfkc, simplify
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,17 @@ LEXICAL_WEIGHT = 0.35
 PLACE_BOOST = 0.16  # passages naming the place the question asks about
 MIN_DENSE = 0.80   # below this, with no lexical support, nothing in the documents is close
 MIN_DENSE_EN = 0.78
+TYPE_BOOST = 0.2   # a "who" question and a passage naming someone by the asked title
+DENSE_TERMS = True  # glossary terms also steer the dense query
+EN_LEXICAL = 0.3   # English questions lean on the glossary-bridged lexical signal this much
+
+
+EMPTY_REASON = "问题是空的，请输入一个关于县域经济三年行动方案的问题。"
+
+
+def is_empty(question: str) -> bool:
+    """Nothing to look up (blank, punctuation, emoji): refuse before touching the model."""
+    return not re.search(r"[\w\u4e00-\u9fff]", nfkc(question or ""))
 
 
 @dataclass
@@ -53,7 +64,9 @@ class _Live:
     corpus_text: str
     years: set[str]
     places: list[str]
-    passage_places: list[frozenset[str]]  # known places each passage names, for the place-focus boost
+    place_passages: dict[str, np.ndarray]  # known place -> passages naming it (place-focus boost)
+    place_count: np.ndarray  # how many known places each passage names
+    titled: dict[str, np.ndarray]  # title (书记, 记者…) -> passages naming someone by it
 
 
 class Engine:
@@ -63,6 +76,7 @@ class Engine:
         self._embedder = embedder
         self._live: _Live | None = None
         self._build_lock = threading.Lock()
+        self._distrusted: set[str] = set()  # versions whose vectors failed the spot check
 
     # -- lifecycle -------------------------------------------------------------
     @property
@@ -83,8 +97,21 @@ class Engine:
         return engine
 
     def load(self) -> None:
+        """Serve CURRENT. If it is damaged and nothing is live yet, serve the newest intact older
+        version (logged) rather than stay down; a live engine keeps what it serves and raises."""
         emb = self.embedder
-        stored = self.store.load(model=emb.name, dim=emb.dim)
+
+        def check(stored: StoredIndex) -> None:
+            spot_check(stored, emb.encode_passages, emb.name)
+
+        try:
+            stored = self.store.load(model=emb.name, dim=emb.dim, check=check)
+        except IndexCorrupt as exc:
+            self._distrusted.add(exc.version or "")
+            if self._live is not None:
+                raise
+            stored = self.store.load_fallback(exc, model=emb.name, dim=emb.dim, check=check)
+            log.warning("%s; serving the older intact version %s until the next build", exc, stored.version)
         self._live = self._make_live(stored)
 
     def _make_live(self, stored: StoredIndex) -> _Live:
@@ -96,7 +123,10 @@ class Engine:
             years=set(re.findall(r"(?<!\d)(20\d\d)(?=\s*年)", corpus_text))
             | {d[:4] for d in dates if d[:4].isdigit()},
             places=places,
-            passage_places=[frozenset(pl for pl in places if pl in p.text) for p in stored.passages],
+            place_passages={pl: np.array([i for i, p in enumerate(stored.passages) if pl in p.text], np.int64)
+                            for pl in places},
+            place_count=np.array([sum(pl in p.text for pl in places) for p in stored.passages], np.float32),
+            titled=ans.titled_passages([p.text for p in stored.passages]),
         )
 
     @property
@@ -191,7 +221,8 @@ class Engine:
         except Exception as exc:
             log.info("no reusable previous index: %s", exc)
             return None
-        if prev.manifest.get("model") != model or prev.manifest.get("chunking") != chunking:
+        if prev.version in self._distrusted or prev.manifest.get("model") != model \
+                or prev.manifest.get("chunking") != chunking:
             return None
         return prev
 
@@ -209,7 +240,8 @@ class Engine:
             return []
         dense = np.zeros(n, np.float32)
         if retriever in ("dense", "hybrid"):
-            qtext = a.simplified + ("（" + "、".join(a.expansions) + "）" if a.expansions else "")
+            hints = a.expansions + (a.terms if DENSE_TERMS else [])
+            qtext = a.simplified + ("（" + "、".join(hints) + "）" if hints else "")
             qv = self.embedder.encode_query(qtext)
             kk = min(n, max(k * 5, 50))
             sims, ids = live.stored.index.search(qv[None, :], kk)
@@ -224,22 +256,68 @@ class Engine:
         elif retriever == "bm25":
             fused = lexical
         else:
-            w = LEXICAL_WEIGHT * (0.3 if a.english else 1.0)
+            w = LEXICAL_WEIGHT * (EN_LEXICAL if a.english else 1.0)
             fused = DENSE_WEIGHT * dense + w * lexical
         names = [p for p in a.places + a.expansions if p not in ("烟台", "烟台市")]
         if names and retriever != "dense":
             fused = fused + PLACE_BOOST * self._place_focus(live, names)
+        if a.qtype == "person" and retriever != "dense":  # "谁…" wants a passage that names someone
+            fused = fused + TYPE_BOOST * ans.person_focus(a, live.titled, n)
         order = np.argsort(-fused)[:k]
+        if names and retriever == "hybrid":
+            order = self._diversify(live, names, order, fused)[:k]
         return [(live.stored.passages[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
 
     @staticmethod
-    def _place_focus(live: _Live, names: list[str]) -> np.ndarray:
-        """1 for a passage about the asked place; diluted for roll-calls naming many places."""
-        out = np.zeros(len(live.stored.passages), np.float32)
-        for i, p in enumerate(live.stored.passages):
-            if any(nm in p.text or ans._strip_suffix(nm) in p.text for nm in names):
-                out[i] = 1.0 / (1 + len(live.passage_places[i].difference(names)))
+    def _known(live: _Live, names: list[str]) -> list[str]:
+        """Asked names mapped onto the indexed places (莱山区 -> 莱山), in question order."""
+        out = []
+        for nm in names:
+            for cand in (nm, ans._strip_suffix(nm)):
+                if cand in live.place_passages and cand not in out:
+                    out.append(cand)
+                    break
         return out
+
+    @staticmethod
+    def _place_focus(live: _Live, names: list[str]) -> np.ndarray:
+        """1 for a passage about the asked place; diluted for roll-calls naming many places.
+        Inverted lists keep this O(matches), not O(passages), per query."""
+        n = len(live.stored.passages)
+        named = np.zeros(n, np.float32)
+        for place in Engine._known(live, names):
+            named[live.place_passages[place]] += 1
+        matched = named > 0
+        for nm in names:  # a name outside the gazetteer (烟台山): rare, scan only if it occurs at all
+            if nm not in live.place_passages and ans._strip_suffix(nm) not in live.place_passages \
+                    and nm in live.corpus_text:
+                matched |= np.array([nm in p.text for p in live.stored.passages])
+        out = np.zeros(n, np.float32)
+        out[matched] = 1.0 / (1.0 + live.place_count[matched] - named[matched])
+        return out
+
+    @staticmethod
+    def _diversify(live: _Live, names: list[str], order: np.ndarray, fused: np.ndarray) -> np.ndarray:
+        """A question about several places ("长岛和昆嵛山…") leads with each place's best passage,
+        in the order asked, so no place is crowded out of the citations."""
+        places = Engine._known(live, names)
+        if len(places) < 2:
+            return order
+        lead: list[int] = []
+        others = {pl: np.zeros(len(fused), bool) for pl in places}
+        for pl in places:
+            for other in places:
+                if other != pl:
+                    others[pl][live.place_passages[other]] = True
+        for place in places:
+            idx = live.place_passages[place]
+            idx = idx[np.argsort(-fused[idx])]
+            focused = [i for i in idx if not others[place][i]]  # about this place alone, if any
+            cands = [i for i in focused + list(idx) if i not in lead]
+            if cands:
+                lead.append(int(cands[0]))
+        rest = [int(i) for i in order if i not in lead]
+        return np.array(lead + rest)
 
     def answer(self, question: str, retriever: str | None = None, top_k: int | None = None) -> Answer:
         t0 = time.perf_counter()
@@ -247,8 +325,8 @@ class Engine:
         result = Answer(question=question, answered=False, index_version=live.stored.version if live else "")
         try:
             text = nfkc(question or "").strip()
-            if not re.search(r"[\w\u4e00-\u9fff]", text):
-                result.reason = "问题是空的，请输入一个关于县域经济三年行动方案的问题。"
+            if is_empty(text):
+                result.reason = EMPTY_REASON
                 return result
             if live is None:
                 result.reason = "索引还没有建立，请先运行 planbot build。"

@@ -32,6 +32,21 @@ SUFFIXES = ("区", "市", "县", "保护区")
 ENCLOSING = {"中国", "全国", "山东", "山东省", "胶东", "胶东半岛", "全省", "省内", "国内", "烟台市"}
 
 
+@functools.lru_cache(maxsize=1)
+def other_places() -> frozenset[str]:
+    """Chinese cities and counties jieba's own dictionary knows (大连市 ns -> 大连), so a
+    question about another city is recognised even when jieba tags the bare name otherwise."""
+    import jieba
+
+    names = set()
+    with jieba.dt.get_dict_file() as f:
+        for line in f.read().decode("utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "ns" and re.fullmatch(r"[\u4e00-\u9fff]{2,4}[市县省]", parts[0]):
+                names.add(parts[0][:-1])
+    return frozenset(n for n in names if len(n) >= 2 and n not in PLACES)
+
+
 def jieba_words() -> list[str]:
     words = []
     for name in PLACES:

@@ -3,16 +3,25 @@
 var/index/versions/<version>/ holds index.faiss, vectors.npy, passages.jsonl and
 manifest.json; var/index/CURRENT names the live version and is replaced
 atomically, so readers see either the old or the new index, never half of one.
+A new version is written into a dot-named temp folder, renamed into place, read
+back and verified, and only then named by CURRENT: a failure on the way (disk
+full) removes what was written and leaves CURRENT alone. Loading re-checks every
+file against the manifest, so a damaged version is refused with the reason.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import faiss
 import numpy as np
@@ -21,18 +30,33 @@ from .models import Passage
 
 FORMAT = 1
 FILES = ("index.faiss", "vectors.npy", "passages.jsonl")
+VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,99}")
+STALE_TMP_SECONDS = 3600  # a temp folder this old belongs to a build that died
+MIN_SPOT_COSINE = 0.999  # re-embedding a stored passage gives ~1.0; another e5 variant gives ~0.86
 
 
 class IndexError_(RuntimeError):
     """The index on disk is missing, corrupted or built for another model."""
 
+    def __init__(self, message: str, version: str | None = None):
+        super().__init__(message)
+        self.version = version
+
 
 class IndexMissing(IndexError_):
-    pass
+    """Nothing has been built yet."""
 
 
 class IndexMismatch(IndexError_):
-    pass
+    """The index does not fit this configuration (model, dimension, format): rebuild, don't guess."""
+
+
+class IndexCorrupt(IndexMismatch):
+    """Files damaged or disagreeing with their manifest; an older intact version may stand in."""
+
+
+class IndexWriteFailed(IndexError_):
+    """A new version could not be written (disk full, I/O error); the previous one stays live."""
 
 
 @dataclass
@@ -45,12 +69,45 @@ class StoredIndex:
     passages: list[Passage]
 
 
+Check = Callable[[StoredIndex], None]
+
+
 def _sha(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _create(path: Path) -> BinaryIO:
+    """Every byte the store writes goes through here: one seam for disk-full tests."""
+    return open(path, "wb")
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with _create(path) as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make renames inside `path` durable; best effort (not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_failed(version: str, step: str, exc: BaseException) -> IndexWriteFailed:
+    full = (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or "No space left" in str(exc)
+    return IndexWriteFailed(
+        f"could not write index version {version} ({step}): {exc}"
+        + ("; the disk is full, free some space and rebuild" if full else "")
+        + "; nothing was switched, the previous index stays live", version)
 
 
 def make_faiss(vectors: np.ndarray, hnsw_min: int) -> tuple[faiss.Index, str]:
@@ -68,97 +125,215 @@ def make_faiss(vectors: np.ndarray, hnsw_min: int) -> tuple[faiss.Index, str]:
     return index, kind
 
 
+def spot_check(stored: StoredIndex, encode_passages: Callable[[list[str]], np.ndarray], model: str = "") -> None:
+    """Re-embed a few stored passages. Vectors made by another model, or paired with the wrong
+    passages, disagree with them even when every checksum and count in the manifest matches."""
+    n = len(stored.passages)
+    if not n:
+        return
+    idx = sorted({0, n // 2, n - 1})
+    fresh = np.asarray(encode_passages([stored.passages[i].text for i in idx]), np.float32)
+    cosines = (fresh * stored.vectors[idx]).sum(axis=1)
+    for i, cos in zip(idx, cosines):
+        if cos < MIN_SPOT_COSINE:
+            raise IndexCorrupt(
+                f"index version {stored.version}: the stored vector of passage {stored.passages[i].passage_id} "
+                f"is not {model or 'the model'}'s embedding of its text (cosine {cos:.2f}); the vectors were "
+                f"made by another model or belong to other passages", stored.version)
+
+
 class IndexStore:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.versions = self.root / "versions"
 
     def current_version(self) -> str | None:
+        """The version CURRENT names; None before the first build; IndexCorrupt if it is garbage."""
         cur = self.root / "CURRENT"
-        return cur.read_text().strip() or None if cur.exists() else None
+        try:
+            text = cur.read_bytes().decode("utf-8", "replace").strip()
+        except FileNotFoundError:
+            return None
+        if not VERSION_RE.fullmatch(text):
+            raise IndexCorrupt(f"{cur} does not name an index version (it holds {text[:40]!r})")
+        return text
 
     def write(self, passages: list[Passage], vectors: np.ndarray, meta: dict, hnsw_min: int) -> str:
         """Write a new version and switch CURRENT to it; returns the version name."""
         if len(passages) != len(vectors):
             raise ValueError("passages and vectors differ in length")
         version = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.time_ns() % 1_000_000:06d}"
-        self.versions.mkdir(parents=True, exist_ok=True)
-        tmp = self.versions / f".tmp-{version}"
-        tmp.mkdir()
+        tmp, final = self.versions / f".tmp-{version}", self.versions / version
+        step = f"creating {tmp}"
         try:
+            self.versions.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
             index, kind = make_faiss(vectors, hnsw_min)
-            faiss.write_index(index, str(tmp / "index.faiss"))
-            np.save(tmp / "vectors.npy", vectors)
-            with (tmp / "passages.jsonl").open("w", encoding="utf-8") as fh:
-                for p in passages:
-                    fh.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+            npy = io.BytesIO()
+            np.save(npy, vectors)
+            lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
+            blobs = {"index.faiss": faiss.serialize_index(index).tobytes(), "vectors.npy": npy.getvalue(),
+                     "passages.jsonl": lines.encode("utf-8")}
+            for name in FILES:
+                step = f"writing {name}"
+                _write_file(tmp / name, blobs[name])
             manifest = {
                 "format": FORMAT, "version": version, "index_type": kind,
                 "dim": int(vectors.shape[1]), "passage_count": len(passages),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "files": {name: _sha(tmp / name) for name in FILES}, **meta,
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "built_ns": time.time_ns(),
+                "files": {name: hashlib.sha256(b).hexdigest() for name, b in blobs.items()},
+                "sizes": {name: len(b) for name, b in blobs.items()}, **meta,
             }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-            for name in (*FILES, "manifest.json"):
-                with (tmp / name).open("rb") as fh:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, self.versions / version)
-        except BaseException:
+            step = "writing manifest.json"
+            _write_file(tmp / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
+            _fsync_dir(tmp)
+            step = "renaming into place"
+            os.replace(tmp, final)
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, Exception):
+                raise _write_failed(version, step, exc) from exc
             raise
-        self._switch(version)
+        try:
+            step = "reading it back"
+            self.load(version=version)  # what is on disk, not what we meant to write
+            step = "switching CURRENT"
+            self._switch(version)
+        except BaseException as exc:
+            shutil.rmtree(final, ignore_errors=True)
+            if isinstance(exc, Exception):
+                raise _write_failed(version, step, exc) from exc
+            raise
         return version
 
     def _switch(self, version: str) -> None:
         tmp = self.root / f".CURRENT.{os.getpid()}"
-        tmp.write_text(version)
-        os.replace(tmp, self.root / "CURRENT")
+        try:
+            _write_file(tmp, version.encode())
+            os.replace(tmp, self.root / "CURRENT")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.root)
+
+    def version_names(self) -> list[str]:
+        """Complete version folders (temp folders excluded), newest build first."""
+        def key(path: Path) -> tuple[int, str]:
+            try:
+                return int(json.loads((path / "manifest.json").read_text()).get("built_ns", 0)), path.name
+            except (OSError, ValueError, AttributeError, TypeError):
+                return 0, path.name
+
+        if not self.versions.is_dir():
+            return []
+        dirs = [p for p in self.versions.iterdir() if p.is_dir() and VERSION_RE.fullmatch(p.name)]
+        return [p.name for p in sorted(dirs, key=key, reverse=True)]
 
     def prune(self, keep: int = 2) -> None:
-        """Drop old versions, always keeping the live one."""
-        live = self.current_version()
-        olds = sorted(p for p in self.versions.glob("*") if p.is_dir() and p.name != live)
-        for path in olds[: max(0, len(olds) - (keep - 1))]:
-            shutil.rmtree(path, ignore_errors=True)
+        """Drop old versions, always keeping the live one, and temp folders of builds that died."""
+        try:
+            live = self.current_version()
+        except IndexCorrupt:
+            live = None
+        olds = [v for v in self.version_names() if v != live]
+        for name in olds[max(0, keep - 1):]:
+            shutil.rmtree(self.versions / name, ignore_errors=True)
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for path in [*self.versions.glob(".tmp-*"), *self.root.glob(".CURRENT.*")]:
+            with contextlib.suppress(OSError):  # gone already, or another process's business
+                if path.lstat().st_mtime < cutoff:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
 
-    def load(self, model: str | None = None, dim: int | None = None, version: str | None = None) -> StoredIndex:
+    def load(self, model: str | None = None, dim: int | None = None, version: str | None = None,
+             check: Check | None = None) -> StoredIndex:
         """Load and verify a version; any disagreement raises with a readable reason."""
         version = version or self.current_version()
         if not version:
             raise IndexMissing(f"no index built yet under {self.root} (run `planbot build`)")
         path = self.versions / version
-        mpath = path / "manifest.json"
-        if not mpath.exists():
-            raise IndexMismatch(f"index version {version}: manifest.json is missing")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except ValueError as exc:
-            raise IndexMismatch(f"index version {version}: manifest.json is not valid JSON ({exc})") from exc
+
+        def corrupt(why: str) -> IndexCorrupt:
+            return IndexCorrupt(f"index version {version}: {why}", version)
+
+        if not path.is_dir():
+            raise corrupt(f"its folder {path} does not exist")
+        manifest = self._manifest(path, corrupt)
         if manifest.get("format") != FORMAT:
-            raise IndexMismatch(f"index version {version}: format {manifest.get('format')} is not {FORMAT}")
+            raise IndexMismatch(f"index version {version}: format {manifest.get('format')} is not {FORMAT} "
+                                f"(written by another planbot release?); rebuild with `planbot build`", version)
+        sizes = manifest.get("sizes") if isinstance(manifest.get("sizes"), dict) else {}
         for name in FILES:
-            if not (path / name).exists():
-                raise IndexMismatch(f"index version {version}: {name} is missing")
+            if not (path / name).is_file():
+                raise corrupt(f"{name} is missing")
+            size = (path / name).stat().st_size
+            if name in sizes and size != sizes[name]:
+                raise corrupt(f"{name} has {size} bytes, its manifest says {sizes[name]} (truncated or overwritten)")
             if _sha(path / name) != manifest["files"].get(name):
-                raise IndexMismatch(f"index version {version}: {name} does not match its manifest checksum (corrupted?)")
+                raise corrupt(f"{name} does not match its manifest checksum (corrupted?)")
+        try:
+            index = faiss.read_index(str(path / "index.faiss"))
+            vectors = np.load(path / "vectors.npy", allow_pickle=False)
+        except Exception as exc:
+            raise corrupt(f"cannot read index files ({exc})") from exc
+        passages = self._passages(path / "passages.jsonl", corrupt)
+        n, mdim = manifest.get("passage_count"), manifest.get("dim")
+        if vectors.ndim != 2 or vectors.dtype != np.float32 or not np.isfinite(vectors).all():
+            raise corrupt(f"vectors.npy holds {vectors.dtype} {vectors.shape}, not finite float32 rows")
+        if not (index.ntotal == len(passages) == len(vectors) == n):
+            raise corrupt(f"manifest says {n} passages, files hold {index.ntotal} vectors / {len(passages)} passages")
+        if not (index.d == vectors.shape[1] == mdim):
+            raise corrupt(f"manifest says dimension {mdim}, index.faiss holds {index.d}-dim vectors, "
+                          f"vectors.npy {vectors.shape[1]}-dim")
         if model is not None and manifest.get("model") != model:
             raise IndexMismatch(
                 f"index version {version} was built with model {manifest.get('model')!r}, "
-                f"but the configured model is {model!r}; rebuild with `planbot build`"
-            )
-        if dim is not None and manifest.get("dim") != dim:
-            raise IndexMismatch(f"index dimension {manifest.get('dim')} differs from the model's {dim}")
+                f"but the configured model is {model!r}; rebuild with `planbot build`", version)
+        if dim is not None and mdim != dim:
+            raise IndexMismatch(f"index version {version}: index dimension {mdim} differs from the model's {dim}; "
+                                f"rebuild with `planbot build`", version)
+        stored = StoredIndex(version, path, manifest, index, vectors, passages)
+        if check:
+            check(stored)
+        return stored
+
+    @staticmethod
+    def _manifest(path: Path, corrupt: Callable[[str], IndexCorrupt]) -> dict:
         try:
-            index = faiss.read_index(str(path / "index.faiss"))
-            vectors = np.load(path / "vectors.npy")
-        except Exception as exc:
-            raise IndexMismatch(f"index version {version}: cannot read index files ({exc})") from exc
-        with (path / "passages.jsonl").open(encoding="utf-8") as fh:
-            passages = [Passage(**json.loads(line)) for line in fh if line.strip()]
-        n = manifest.get("passage_count")
-        if not (index.ntotal == len(passages) == len(vectors) == n) or index.d != manifest.get("dim"):
-            raise IndexMismatch(
-                f"index version {version}: manifest says {n} passages, files hold "
-                f"{index.ntotal} vectors / {len(passages)} passages"
-            )
-        return StoredIndex(version, path, manifest, index, vectors, passages)
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise corrupt("manifest.json is missing") from None
+        except (ValueError, OSError) as exc:
+            raise corrupt(f"manifest.json is not valid JSON ({exc})") from exc
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise corrupt("manifest.json has no file checksums")
+        return manifest
+
+    @staticmethod
+    def _passages(path: Path, corrupt: Callable[[str], IndexCorrupt]) -> list[Passage]:
+        try:
+            lines = path.read_bytes().decode("utf-8").split("\n")
+        except UnicodeDecodeError as exc:
+            raise corrupt(f"passages.jsonl is not UTF-8 ({exc})") from exc
+        passages = []
+        for lineno, line in enumerate(lines, 1):
+            try:
+                passages.extend([Passage(**json.loads(line))] if line.strip() else [])
+            except (ValueError, TypeError) as exc:
+                raise corrupt(f"passages.jsonl line {lineno} is not a passage ({exc})") from exc
+        return passages
+
+    def load_fallback(self, problem: IndexError_, model: str | None = None, dim: int | None = None,
+                      check: Check | None = None) -> StoredIndex:
+        """The newest intact version other than the damaged one; raises `problem`, extended, if none is."""
+        skipped = []
+        for name in self.version_names():
+            if name == problem.version:
+                continue
+            try:
+                return self.load(model, dim, name, check)
+            except IndexError_ as exc:
+                skipped.append(str(exc))
+        tail = f" ({len(skipped)} older versions are unusable too)" if skipped else ""
+        raise type(problem)(f"{problem}; no intact older version to fall back to{tail}"
+                            + ("" if "planbot build" in str(problem) else "; rebuild with `planbot build`"),
+                            problem.version) from problem

@@ -12,11 +12,12 @@ import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from email import policy
 from email.parser import BytesParser
 from functools import partialmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 Json = dict[str, Any]
@@ -36,7 +37,7 @@ _GIFT_TYPES = ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subs
                "gifts_from_channels")
 _COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,64})?")
 _MENTION_RE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]{3,32}")
-_FAULTS = ("429", "502", "stall", "drop")
+_FAULTS = ("429", "502", "stall", "drop", "lost")
 
 
 class _Server(ThreadingHTTPServer):
@@ -150,7 +151,8 @@ class BotApiPeer:
         self._users: dict[int, Json] = {}
         self._commands: dict[tuple[str, str], list[Json]] = {}
         self._admins: dict[int, list[int]] = {}
-        self._faults: dict[str, list[tuple[str, int]]] = {}
+        # method -> queued (kind, retry_after, match); match(params) None = any call
+        self._faults: dict[str, list[tuple[str, int, Callable[[Json], bool] | None]]] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # ---------------------------------------------------------------- lifecycle
@@ -203,7 +205,9 @@ class BotApiPeer:
                       "time": time.time(), "content_type": ctype}
         with self._cond:
             queue = self._faults.get(method.lower()) if token == self.token else None
-            fault = queue.pop(0) if queue else None
+            hit = next((i for i, f in enumerate(queue or ()) if f[2] is None or f[2](call["params"])),
+                       None)
+            fault = queue.pop(hit) if queue and hit is not None else None
             if token != self.token or fault:  # recorded now: these may never complete
                 call.update({"error": 401} if token != self.token else {"fault": fault[0]})
                 self.calls.append(call)
@@ -211,7 +215,7 @@ class BotApiPeer:
         if token != self.token:
             return _reply(h, 401, _error(401, "Unauthorized"))
         if fault:
-            kind, retry_after = fault
+            kind, retry_after, _ = fault
             if kind == "429":
                 return _reply(h, 429, {**_error(429, f"Too Many Requests: retry after "
                                                      f"{retry_after}"),
@@ -219,7 +223,8 @@ class BotApiPeer:
             if kind == "502":
                 return _reply(h, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
                               "text/html")
-            if kind == "drop" or self._stopping.wait(self.stall_seconds):  # stall: answer late
+            # stall: answer late (processed, response lost); lost: never processed at all
+            if kind == "drop" or self._stopping.wait(self.stall_seconds) or kind == "lost":
                 return _drop(h)
         try:
             result = self._dispatch(method.lower(), call["params"])
@@ -456,17 +461,36 @@ class BotApiPeer:
         with self._cond:
             self._admins[chat_id] = list(user_ids)
 
-    def inject(self, method: str, kind: str, count: int = 1, retry_after: int = 1) -> None:
-        """Make the next `count` calls of `method` fail: "429", "502", "stall" or "drop"."""
+    def inject(self, method: str, kind: str, count: int = 1, retry_after: int = 1,
+               match: Callable[[Json], bool] | None = None) -> None:
+        """Make the next `count` calls of `method` (whose params satisfy `match`, if given) fail.
+
+        "429" (retry_after), "502", "drop" (connection closed at once), "stall" (held for
+        stall_seconds, then processed with the response lost: the client cannot tell whether it
+        ran) or "lost" (held for stall_seconds, then dropped unprocessed)."""
         if kind not in _FAULTS:
             raise ValueError(f"fault kind must be one of {_FAULTS}, not {kind!r}")
         with self._cond:
-            self._faults.setdefault(method.lower(), []).extend([(kind, retry_after)] * count)
+            self._faults.setdefault(method.lower(), []).extend([(kind, retry_after, match)] * count)
+
+    def clear_faults(self, method: str | None = None) -> None:
+        """Forget faults not yet triggered (for one method, or all)."""
+        with self._cond:
+            if method is None:
+                self._faults.clear()
+            else:
+                self._faults.pop(method.lower(), None)
 
     # ---------------------------------------------------------------- assertions
     def commands(self, scope: Json | None = None, language_code: str = "") -> list[Json]:
         with self._cond:
             return list(self._commands.get(_scope_key(scope, language_code), []))
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Updates pushed inside the block reach long polls together, in one getUpdates batch."""
+        with self._cond:
+            yield
 
     def pending_updates(self) -> int:
         with self._cond:

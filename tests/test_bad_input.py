@@ -94,7 +94,7 @@ CASES = [
     ("announce-admin-empty", ("msg", "/announce", None, False, {"uid": ADMIN_ID}), "announce_usage"),
     ("subscribe-private", P("/subscribe"), "group_only"),
     # -- edited and forwarded ----------------------------------------------------------------
-    ("edited-question", E(Q), "silent"), ("edited-stats", E("/stats"), "silent"), ("edited-group-mention", E(f"{ME} {Q}", GROUP), "silent"),
+    ("edited-question", E(Q), "silent"), ("edited-stats", E("/stats"), "admin_only"), ("edited-group-mention", E(f"{ME} {Q}", GROUP), "silent"),
     ("forwarded-from-user", P(Q, forward_origin=FORWARD_USER), "answer"),
     ("forwarded-from-channel", P("<b>公告</b> & 通知", forward_origin=FORWARD_CHANNEL), "qa"),
     # -- not text ------------------------------------------------------------------------

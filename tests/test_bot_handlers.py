@@ -109,9 +109,12 @@ async def test_admin_commands_refused_for_non_admins(bot, caplog, command):
         assert [c.text for c in calls] == ["这个命令只对机器人管理员开放。"]
     refusals = [r for r in caplog.records if f"refused /{name} from non-admin user 555" in r.getMessage()]
     assert len(refusals) == 2
-    # Editing an old message into an admin command does nothing at all (edits are never executed).
-    assert await bot.send(command, uid=555, edited=True) == []
-    assert await bot.send(command, uid=ADMIN_ID, edited=True) == []
+    # An edit into an admin command is never executed: refused (and logged) for non-admins,
+    # admins are asked to send it again.
+    assert [c.text for c in await bot.send(command, uid=555, edited=True)] == ["这个命令只对机器人管理员开放。"]
+    assert any(f"refused /{name} (edited) from non-admin user 555" in r.getMessage() for r in caplog.records)
+    calls = await bot.send(command, uid=ADMIN_ID, edited=True)
+    assert [c.text for c in calls] == [f"编辑过的消息不会执行命令，请重新发送 /{name}。"]
 
 
 async def test_admin_stats_and_announce_flow(make_bot):
