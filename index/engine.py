@@ -263,7 +263,8 @@ class Engine:
             fused = fused + PLACE_BOOST * self._place_focus(live, names)
         if a.qtype == "person" and retriever != "dense":  # "谁…" wants a passage that names someone
             fused = fused + TYPE_BOOST * ans.person_focus(a, live.titled, n)
-        order = np.argsort(-fused)[:k]
+        top = np.argpartition(-fused, k - 1)[:k] if k < n else np.arange(n)  # O(n), not a full sort
+        order = top[np.argsort(-fused[top])]
         if names and retriever == "hybrid":
             order = self._diversify(live, names, order, fused)[:k]
         return [(live.stored.passages[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]

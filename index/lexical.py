@@ -54,22 +54,33 @@ class BM25Index:
         import bm25s
 
         self.n = len(texts)
-        self.vocab: set[str] = set()
-        corpus = []
-        for text in texts:
-            toks = tokenize(text)
-            self.vocab.update(toks)
-            corpus.append(toks or ["<empty>"])
-        self.model = bm25s.BM25(k1=1.2, b=0.75)
-        self.model.index(bm25s.tokenization.Tokenized(*self._ids(corpus)), show_progress=False)
-
-    def _ids(self, corpus: list[list[str]]):
         self._vocab_ids: dict[str, int] = {}
-        ids = [[self._vocab_ids.setdefault(t, len(self._vocab_ids)) for t in doc] for doc in corpus]
-        return ids, self._vocab_ids
+        corpus = []
+        for text in texts:  # ids per passage as it is tokenised: lists of str for 100k passages take GBs
+            toks = tokenize(text) or ["<empty>"]
+            corpus.append(np.fromiter((self._vocab_ids.setdefault(t, len(self._vocab_ids)) for t in toks),
+                                      np.int32, len(toks)))
+        self.vocab: set[str] = set(self._vocab_ids)
+        self.model = bm25s.BM25(k1=1.2, b=0.75)
+        self.model.index(bm25s.tokenization.Tokenized(corpus, self._vocab_ids), show_progress=False)
+        del corpus
+        release_memory()
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         known = [self._vocab_ids[t] for t in query_tokens if t in self._vocab_ids]
         if not known or self.n == 0:
             return np.zeros(self.n, np.float32)
         return np.asarray(self.model.get_scores(known), dtype=np.float32)
+
+
+def release_memory() -> None:
+    """Hand the freed token lists back to the OS (glibc keeps them otherwise), so a big index's
+    one-off build does not stay in the serving process's RSS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from .models import Document
-from .textnorm import clean_text
+from .textnorm import clean_text, nfkc, to_display
 
 log = logging.getLogger(__name__)
 SUFFIXES = {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
@@ -100,7 +100,7 @@ def read_document(path: Path, doc_id: str | None = None) -> Document:
     return Document(
         doc_id=doc_id or path.stem, path=str(path), text=text,
         **{k: str(meta.get(k) or "") for k in META_KEYS if k != "title"},
-        title=str(meta.get("title") or path.stem),
+        title=to_display(nfkc(str(meta.get("title") or path.stem)).strip()),  # same punctuation as the text
     )
 
 

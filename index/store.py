@@ -26,6 +26,7 @@ from typing import BinaryIO, Callable
 import faiss
 import numpy as np
 
+from .modelcache import sha256_file as _sha
 from .models import Passage
 
 FORMAT = 1
@@ -65,19 +66,11 @@ class StoredIndex:
     path: Path
     manifest: dict
     index: faiss.Index
-    vectors: np.ndarray
+    vectors: "IndexRows"
     passages: list[Passage]
 
 
 Check = Callable[[StoredIndex], None]
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _create(path: Path) -> BinaryIO:
@@ -123,6 +116,39 @@ def make_faiss(vectors: np.ndarray, hnsw_min: int) -> tuple[faiss.Index, str]:
     if len(vectors):
         index.add(vectors)
     return index, kind
+
+
+class IndexRows:
+    """The stored vectors, read back from the FAISS index on demand (flat and HNSW-flat both keep
+    them), for a rebuild that reuses unchanged documents and for the spot check."""
+
+    def __init__(self, index: faiss.Index):
+        self.index = index
+
+    def __len__(self) -> int:
+        return self.index.ntotal
+
+    def __getitem__(self, i):
+        if isinstance(i, (int, np.integer)):
+            return self.index.reconstruct(int(i))
+        return self.index.reconstruct_batch(np.asarray(i, dtype=np.int64))
+
+
+def _head(path: Path, rows: int, width: int) -> np.ndarray:
+    mapped = np.load(path, allow_pickle=False, mmap_mode="r")
+    return np.array(mapped[:rows], dtype=np.float32).reshape(-1, width)
+
+
+def _all_finite(path: Path, mapped: np.memmap, rows: int = 8192) -> bool:
+    """Scan the file in chunks through ordinary reads, so the mapping's pages stay out of RSS."""
+    width = mapped.shape[1] if mapped.ndim == 2 else 1
+    with path.open("rb") as fh:
+        fh.seek(mapped.offset)
+        for _ in range(0, len(mapped), rows):
+            chunk = np.fromfile(fh, dtype=np.float32, count=rows * width)
+            if not np.isfinite(chunk).all():
+                return False
+    return True
 
 
 def spot_check(stored: StoredIndex, encode_passages: Callable[[list[str]], np.ndarray], model: str = "") -> None:
@@ -272,12 +298,14 @@ class IndexStore:
                 raise corrupt(f"{name} does not match its manifest checksum (corrupted?)")
         try:
             index = faiss.read_index(str(path / "index.faiss"))
-            vectors = np.load(path / "vectors.npy", allow_pickle=False)
+            # Only the header is mapped: FAISS already holds every vector (see IndexRows), so keeping
+            # vectors.npy in memory too would cost N x dim x 4 bytes of RSS for nothing.
+            vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode="r")
         except Exception as exc:
             raise corrupt(f"cannot read index files ({exc})") from exc
         passages = self._passages(path / "passages.jsonl", corrupt)
         n, mdim = manifest.get("passage_count"), manifest.get("dim")
-        if vectors.ndim != 2 or vectors.dtype != np.float32 or not np.isfinite(vectors).all():
+        if vectors.ndim != 2 or vectors.dtype != np.float32 or not _all_finite(path / "vectors.npy", vectors):
             raise corrupt(f"vectors.npy holds {vectors.dtype} {vectors.shape}, not finite float32 rows")
         if not (index.ntotal == len(passages) == len(vectors) == n):
             raise corrupt(f"manifest says {n} passages, files hold {index.ntotal} vectors / {len(passages)} passages")
@@ -291,7 +319,11 @@ class IndexStore:
         if dim is not None and mdim != dim:
             raise IndexMismatch(f"index version {version}: index dimension {mdim} differs from the model's {dim}; "
                                 f"rebuild with `planbot build`", version)
-        stored = StoredIndex(version, path, manifest, index, vectors, passages)
+        shape = vectors.shape
+        del vectors
+        if not np.allclose(index.reconstruct_n(0, min(8, shape[0])), _head(path / "vectors.npy", 8, shape[1])):
+            raise corrupt("index.faiss and vectors.npy hold different vectors")
+        stored = StoredIndex(version, path, manifest, index, IndexRows(index), passages)
         if check:
             check(stored)
         return stored

@@ -36,6 +36,17 @@ def new_var_dir(root: Path, model_cache: Path) -> Path:
     return var
 
 
+def docs_settings(root: Path, model_cache: Path, docs: dict[str, str]):
+    """IndexSettings over a throw-away docs folder holding `docs` (file name -> text)."""
+    from index.config import IndexSettings
+
+    folder = root / "docs"
+    folder.mkdir()
+    for name, text in docs.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return IndexSettings(docs_dir=folder, var_dir=new_var_dir(root, model_cache))
+
+
 @pytest.fixture(scope="session")
 def session_var(tmp_path_factory, model_cache) -> Path:
     return new_var_dir(tmp_path_factory.mktemp("session"), model_cache)

@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -28,10 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from botapi_peer import BotApiPeer  # noqa: E402
+from botproc import DOCS, PY, bot_env, db_rows, prepare_root  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PY = REPO / ".venv" / "bin" / "python"
-DOCS = REPO / "data" / "docs"
 ARTICLE = "yantai-county-economy-2021"
 TOKEN = "700100200:AAH-planbotLoadCanary_k3Zq9"  # distinctive, so leaks are greppable
 BOT_USERNAME = "planbot_load_bot"
@@ -65,24 +62,15 @@ class BotProcess:
 
     def __init__(self, root: Path, token: str = TOKEN, admins: tuple[int, ...] = (ADMIN,),
                  rate_limit: int = 20, **env: str) -> None:
-        self.root, self.token, self.var, self.docs = root, token, root / "var", root / "docs"
+        self.root, self.token = root, token
+        self.var, self.docs = prepare_root(root)  # model cache shared, docs a private copy
         self.state_db, self.out_path, self.err_path = root / "state.db", root / "bot.out", root / "bot.err"
-        self.var.mkdir(parents=True)
         (root / "cwd").mkdir()  # no .env there: the environment below is the whole configuration
-        models = REPO / "var" / "models"
-        if not any(models.glob("*/planbot-source.json")):
-            from index.e5model import materialise
-            materialise(models)
-        (self.var / "models").symlink_to(models.resolve(), target_is_directory=True)
-        shutil.copytree(DOCS, self.docs)
         self.peer = BotApiPeer(token, bot_username=BOT_USERNAME).start()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLANBOT_")}
-        full_env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-                        PYTHONPATH=str(REPO), PLANBOT_TELEGRAM_TOKEN=token,
-                        PLANBOT_TELEGRAM_API_URL=self.peer.url, PLANBOT_VAR_DIR=str(self.var),
-                        PLANBOT_DOCS_DIR=str(self.docs), PLANBOT_STATE_DB=str(self.state_db),
-                        PLANBOT_ADMIN_IDS=",".join(map(str, admins)),
-                        PLANBOT_RATE_LIMIT_PER_MINUTE=str(rate_limit), **env)
+        full_env = bot_env(PLANBOT_TELEGRAM_TOKEN=token, PLANBOT_TELEGRAM_API_URL=self.peer.url,
+                           PLANBOT_VAR_DIR=str(self.var), PLANBOT_DOCS_DIR=str(self.docs),
+                           PLANBOT_STATE_DB=str(self.state_db), PLANBOT_ADMIN_IDS=",".join(map(str, admins)),
+                           PLANBOT_RATE_LIMIT_PER_MINUTE=str(rate_limit), **env)
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen([str(PY), "-m", "bot"], cwd=root / "cwd", env=full_env,
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL)
@@ -114,12 +102,8 @@ class BotProcess:
 
     def question_log(self) -> list[tuple[int, int, int, str, str]]:
         """(id, chat, user, question, index_version) rows from the bot's own question log."""
-        db = sqlite3.connect(f"file:{self.state_db}?mode=ro", uri=True)
-        try:
-            return db.execute("SELECT id, chat_id, user_id, question, index_version FROM questions "
-                              "ORDER BY id").fetchall()
-        finally:
-            db.close()
+        return db_rows(self.state_db, "SELECT id, chat_id, user_id, question, index_version "
+                                      "FROM questions ORDER BY id")
 
 
 @dataclass

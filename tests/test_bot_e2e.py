@@ -19,6 +19,7 @@ import pytest
 
 import botapi_peer
 from botapi_peer import BotApiPeer
+from botproc import bot_env
 
 REPO = Path(__file__).resolve().parents[1]
 PY = REPO / ".venv" / "bin" / "python"
@@ -46,14 +47,6 @@ def _model_cache() -> Path:
     if not (MODELS / MODEL_NAME / "planbot-source.json").exists():
         materialise(MODELS)
     return MODELS
-
-
-def _base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PLANBOT_")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-               PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
-    env.update(extra)
-    return env
 
 
 class _BacklogServer(botapi_peer.ThreadingHTTPServer):
@@ -169,7 +162,7 @@ def bot(tmp_path_factory):
         p.chmod(0o644)
     log_path = root / "bot.log"
     peer = Peer(TOKEN, bot_username=BOT_USERNAME).start()
-    env = _base_env(PLANBOT_TELEGRAM_TOKEN=TOKEN, PLANBOT_TELEGRAM_API_URL=peer.url,
+    env = bot_env(PLANBOT_TELEGRAM_TOKEN=TOKEN, PLANBOT_TELEGRAM_API_URL=peer.url,
                     PLANBOT_ADMIN_IDS=f"{ADMIN}, {OTHER_ADMIN}", PLANBOT_STATE_DB=str(root / "state.db"),
                     PLANBOT_VAR_DIR=str(var), PLANBOT_DOCS_DIR=str(docs))
     with open(log_path, "wb") as out:
@@ -623,7 +616,7 @@ def _run_bot(env: dict, cwd: Path, stdin: str = "", timeout: float = 120) -> sub
                                         ("PLANBOT_ADMIN_IDS", "42,x7"),
                                         ("PLANBOT_TELEGRAM_API_URL", "ftp://x")])
 def test_bad_setting_exits_with_one_line_naming_it(tmp_path, name, value):
-    env = _base_env(PLANBOT_TELEGRAM_TOKEN=TOKEN, PLANBOT_VAR_DIR=str(tmp_path / "var"), **{name: value})
+    env = bot_env(PLANBOT_TELEGRAM_TOKEN=TOKEN, PLANBOT_VAR_DIR=str(tmp_path / "var"), **{name: value})
     r = _run_bot(env, tmp_path, timeout=60)
     assert r.returncode != 0
     lines = (r.stdout + r.stderr).strip().splitlines()
@@ -634,7 +627,7 @@ def test_bad_setting_exits_with_one_line_naming_it(tmp_path, name, value):
 
 
 def test_without_token_falls_back_to_terminal_chat(bot, tmp_path):
-    env = _base_env(PLANBOT_VAR_DIR=str(bot.var), PLANBOT_DOCS_DIR=str(bot.docs))
+    env = bot_env(PLANBOT_VAR_DIR=str(bot.var), PLANBOT_DOCS_DIR=str(bot.docs))
     r = _run_bot(env, tmp_path, stdin=f"{QUESTION}\n\n")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "terminal chat" in r.stdout

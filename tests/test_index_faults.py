@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import new_var_dir
+from conftest import docs_settings
 from index import store as store_mod
 from index.config import DEFAULT_MODEL, IndexSettings
 from index.engine import Engine
@@ -36,11 +36,7 @@ JIANGTUN, FENGDIAN = "哪里能看到江豚和斑海豹?", "哪里在建风电�
 # ----------------------------------------------------------------------------- helpers
 @pytest.fixture
 def settings(tmp_path, model_cache) -> IndexSettings:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    return IndexSettings(docs_dir=docs, var_dir=new_var_dir(tmp_path, model_cache))
+    return docs_settings(tmp_path, model_cache, DOCS)
 
 
 @pytest.fixture

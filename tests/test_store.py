@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import new_var_dir
-from index.config import IndexSettings
+from conftest import docs_settings
 from index.engine import Engine
 from index.store import IndexMismatch, IndexMissing, IndexStore
 
@@ -47,11 +46,7 @@ class CountingEmbedder:
 
 @pytest.fixture
 def settings(tmp_path, model_cache):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name, text in DOCS.items():
-        (docs / name).write_text(text, encoding="utf-8")
-    return IndexSettings(docs_dir=docs, var_dir=new_var_dir(tmp_path, model_cache))
+    return docs_settings(tmp_path, model_cache, DOCS)
 
 
 @pytest.fixture
