@@ -53,6 +53,7 @@ class BM25Index:
     def __init__(self, texts: list[str]):
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on itself at import
         self.n = len(texts)
         self._vocab_ids: dict[str, int] = {}
         corpus = []
