@@ -129,7 +129,10 @@ class Inbox:
     async def replay(self, app: Application) -> int:
         """Queue what the previous run fetched but never finished; call before polling starts."""
         self.state.prune_updates(JOURNAL_DAYS * 86400)
-        pending = self.state.unfinished_updates()
+        pending, given_up = self.state.unfinished_updates()
+        if given_up:
+            log.warning("not replaying update(s) %s again: the previous run died handling them too",
+                        given_up)
         for payload in pending:
             await app.update_queue.put(Update.de_json(payload, app.bot))
         if pending:

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS feedback (answer_id INTEGER, user_id INTEGER, vote IN
     PRIMARY KEY (answer_id, user_id));
 CREATE TABLE IF NOT EXISTS questions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL, chat_id INTEGER,
     user_id INTEGER, question TEXT, answered INTEGER, latency_ms REAL, index_version TEXT, payload TEXT);
-CREATE TABLE IF NOT EXISTS updates (update_id INTEGER PRIMARY KEY, payload TEXT, received REAL, done REAL);
+CREATE TABLE IF NOT EXISTS updates (update_id INTEGER PRIMARY KEY, payload TEXT, received REAL, done REAL,
+    replays INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -25,6 +26,9 @@ class State:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(updates)")}
+        if "replays" not in columns:  # a state db from before replays were counted
+            self._db.execute("ALTER TABLE updates ADD COLUMN replays INTEGER NOT NULL DEFAULT 0")
         self._lock = threading.Lock()
 
     def _exec(self, sql: str, args: tuple = ()) -> list[tuple]:
@@ -88,10 +92,19 @@ class State:
         """Only journaled (i.e. polled) updates are tracked; ones fed in directly are not."""
         self._exec("UPDATE updates SET done=?, payload=NULL WHERE update_id=?", (time.time(), update_id))
 
-    def unfinished_updates(self) -> list[dict]:
-        rows = self._exec("SELECT payload FROM updates WHERE done IS NULL AND payload IS NOT NULL "
-                          "ORDER BY update_id")
-        return [json.loads(r[0]) for r in rows]
+    def unfinished_updates(self, max_replays: int = 1) -> tuple[list[dict], list[int]]:
+        """(updates to replay now, ids given up). An update already replayed `max_replays` times
+        died with the process each time (an OOM-killed /reindex, say): replaying it again would
+        crash every restart, so it is marked done instead."""
+        rows = self._exec("SELECT update_id, payload, replays FROM updates "
+                          "WHERE done IS NULL AND payload IS NOT NULL ORDER BY update_id")
+        replay = [(uid, payload) for uid, payload, n in rows if n < max_replays]
+        give_up = [uid for uid, _, n in rows if n >= max_replays]
+        for uid in give_up:
+            self.finish_update(uid)
+        for uid, _ in replay:
+            self._exec("UPDATE updates SET replays = replays + 1 WHERE update_id=?", (uid,))
+        return [json.loads(p) for _, p in replay], give_up
 
     def prune_updates(self, max_age: float) -> None:
         """Forget entries older than Telegram could redeliver (and too stale to replay)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chunking import split_sentences
-from .gazetteer import ENCLOSING, PLACES, SUFFIXES, other_places
+from .gazetteer import ENCLOSING, PLACES, SUFFIXES, other_place_mentions
 from .glossary import bridge
 from .lexical import STOPWORDS, pos_tags, tokenize
 from .models import Passage
@@ -51,7 +51,7 @@ def analyse(question: str, expansions: list[str]) -> Analysis:
     english = len(re.findall(r"[A-Za-z]", simplified)) > len(re.findall(r"[\u4e00-\u9fff]", simplified))
     places = [w for w, f in tags if f == "ns" and not re.fullmatch(r"[A-Za-z]+", w) and w[0] not in _GENERIC]
     places += [p for p in PLACES if p in simplified and p not in places]
-    places += [w for w, _ in tags if w in other_places() and w not in places]
+    places += [w for w in other_place_mentions(tags) if w not in places]
     subjects = [w for w, f in tags if (f in ("ns", "nr", "nt", "nz") or w in PLACES) and w not in STOPWORDS]
     subjects += [e for e in expansions if e not in subjects]
     subjects = [w for w in subjects if w not in ENCLOSING and _strip_suffix(w) != "烟台" and w[0] not in _GENERIC]

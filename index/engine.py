@@ -206,6 +206,8 @@ class Engine:
             if progress:
                 progress("embed", min(start + batch_size, len(todo)), len(todo))
         report.embedded = len(todo)
+        if not passages:  # e.g. documents holding only a title: an empty index would answer nothing
+            raise RuntimeError(f"the documents in {s.docs_dir} contain no text to index")
         matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, emb.dim), np.float32)
         meta = {"model": emb.name, "chunking": chunking, "documents": docs_meta}
         version = self.store.write(passages, matrix, meta, s.hnsw_min_passages)
@@ -357,7 +359,8 @@ class Engine:
             return f"文档中没有提到“{place}”。文档涉及的区市和园区有：{covered}。"
         year = ans.unknown_year(a, live.years)
         if year:
-            return f"文档没有涉及{year}年的内容（文档发布于{min(live.years)}年，目标截至{max(live.years)}年）。"
+            span = f"（文档发布于{min(live.years)}年，目标截至{max(live.years)}年）" if live.years else ""
+            return f"文档没有涉及{year}年的内容{span}。"
         pool = [h[0] for h in hits]
         gap = ans.unpaired_year(a, pool) or ans.typed_gap(a, pool)
         if gap:

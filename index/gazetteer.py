@@ -32,19 +32,38 @@ SUFFIXES = ("区", "市", "县", "保护区")
 ENCLOSING = {"中国", "全国", "山东", "山东省", "胶东", "胶东半岛", "全省", "省内", "国内", "烟台市"}
 
 
+# jieba's tags for everyday words that are also city names (延长 v, 各省 r, 南部 f, 平安 a …)
+_COMMON_TAGS = {"v", "vn", "vd", "a", "ad", "an", "r", "f", "b", "t", "i", "m", "s", "c", "p"}
+
+
 @functools.lru_cache(maxsize=1)
 def other_places() -> frozenset[str]:
-    """Chinese cities and counties jieba's own dictionary knows (大连市 ns -> 大连), so a
-    question about another city is recognised even when jieba tags the bare name otherwise."""
+    """Chinese cities jieba's own dictionary knows (大连市 ns -> 大连), so a question about another
+    city is recognised even when jieba tags the bare name otherwise. Names that are mainly
+    everyday words (延长, 各省, 南部) are left out."""
     import jieba
 
-    names = set()
+    tags, cities = {}, set()
     with jieba.dt.get_dict_file() as f:
         for line in f.read().decode("utf-8").splitlines():
             parts = line.split()
-            if len(parts) == 3 and parts[2] == "ns" and re.fullmatch(r"[\u4e00-\u9fff]{2,4}[市县省]", parts[0]):
-                names.add(parts[0][:-1])
-    return frozenset(n for n in names if len(n) >= 2 and n not in PLACES)
+            if len(parts) == 3:
+                tags[parts[0]] = parts[2]
+                if parts[2] == "ns" and re.fullmatch(r"[\u4e00-\u9fff]{2,4}市", parts[0]):
+                    cities.add(parts[0][:-1])
+    return frozenset(c for c in cities if len(c) >= 2 and c not in PLACES and tags.get(c) not in _COMMON_TAGS
+                     and c[0] not in "各全本该此这那外")
+
+
+def other_place_mentions(tags: list[tuple[str, str]]) -> list[str]:
+    """Cities from `other_places` the question names: tagged as a place, or used like one
+    (日照市委…, 大连的…); 灯塔工厂 is not a city."""
+    out = []
+    for i, (word, flag) in enumerate(tags):
+        nxt = tags[i + 1][0] if i + 1 < len(tags) else ""
+        if word in other_places() and (flag == "ns" or nxt[:1] in ("市", "县", "省", "的")):
+            out.append(word)
+    return out
 
 
 def jieba_words() -> list[str]:

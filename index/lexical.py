@@ -63,7 +63,8 @@ class BM25Index:
                                       np.int32, len(toks)))
         self.vocab: set[str] = set(self._vocab_ids)
         self.model = bm25s.BM25(k1=1.2, b=0.75)
-        self.model.index(bm25s.tokenization.Tokenized(corpus, self._vocab_ids), show_progress=False)
+        if corpus:  # bm25s cannot index an empty corpus; scores() answers zeros for it
+            self.model.index(bm25s.tokenization.Tokenized(corpus, self._vocab_ids), show_progress=False)
         del corpus
         release_memory()
 

@@ -57,3 +57,12 @@ def test_holdout_evidence_sits_in_one_passage(doc_engine):
     for row in rows:
         for ev in row["evidence"]:
             assert any(fold(ev) in p for p in passages), (row["id"], ev)
+
+
+@pytest.mark.parametrize("question, word", [
+    ("莱山如何延长产业链?", "延长"), ("烟台各市的县域经济目标是什么?", "各市"),
+    ("烟台南部的区市有什么产业?", "南部"), ("哪里在建灯塔工厂?", "灯塔"),
+])
+def test_everyday_words_that_are_also_city_names_are_not_refused_as_places(doc_engine, question, word):
+    a = doc_engine.answer(question)
+    assert word not in a.reason, a.reason

