@@ -59,8 +59,10 @@ async def sources(update: Update, ctx: Ctx) -> None:
 
 def _rate_limited(ctx: Ctx, user_id: int) -> bool:
     svc = services(ctx)
-    window: deque = svc.recent[user_id]
     now = time.monotonic()
+    if len(svc.recent) >= svc.FORGET_AT:
+        svc.forget_idle(now)
+    window: deque = svc.recent[user_id]
     while window and now - window[0] > 60:
         window.popleft()
     if len(window) >= svc.settings.rate_limit_per_minute:
@@ -378,3 +380,14 @@ class Services:
         self.warned: dict[int, float] = {}  # user -> when they were last told to slow down
         # one engine call per user at a time, so a burst from one user cannot fill the thread pool
         self.engine_turn: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    FORGET_AT = 10_000  # users tracked before idle ones are swept
+
+    def forget_idle(self, now: float) -> None:
+        """Per-user bookkeeping for users quiet for a minute goes, so it does not grow forever."""
+        for uid in [u for u, w in self.recent.items() if not w or now - w[-1] > 60]:
+            del self.recent[uid]
+            if uid in self.engine_turn and not self.engine_turn[uid].locked():
+                del self.engine_turn[uid]
+            if now - self.warned.get(uid, float("-inf")) >= 60:
+                self.warned.pop(uid, None)

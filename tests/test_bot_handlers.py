@@ -214,3 +214,16 @@ async def test_post_init_sets_command_menus(bot):
     assert scopes == [{"type": "default"}, {"type": "all_group_chats"}, {"type": "chat", "chat_id": ADMIN_ID}]
     admin_menu = [c["command"] for c in bot.request.of("setMyCommands")[-1].params["commands"]]
     assert {"reindex", "announce", "stats"} <= set(admin_menu)
+
+
+def test_per_user_bookkeeping_of_idle_users_is_forgotten():
+    """Rate-limit windows, slow-down notices and per-user engine locks must not grow forever."""
+    from bot.handlers import Services
+
+    svc = Services(None, None, None)
+    svc.recent[1].append(0.0)      # last asked long ago
+    svc.recent[2].append(100.0)    # asked just now
+    svc.warned[1] = 0.0
+    svc.engine_turn[1], svc.engine_turn[2]
+    svc.forget_idle(now=120.0)
+    assert set(svc.recent) == {2} and 1 not in svc.warned and set(svc.engine_turn) == {2}
