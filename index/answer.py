@@ -29,7 +29,8 @@ _TYPES = {
               re.compile(r"\d+|[一二两三四五六七八九十百]+(个|项|条|栋|家|大|座)"), "数量"),
 }
 _GENERIC = set("老新各全本该此我城这那")
-_TITLE_NAME = re.compile(r"(书记|主任|市长|区长|县长|董事长|总经理|记者)\s*([\u4e00-\u9fff]{2,3})(?=说|表示|介绍|指出|认为|\s|，|、|）|\))")
+_TITLES = ("书记", "主任", "市长", "区长", "县长", "董事长", "总经理", "记者")
+_TITLE_NAME = re.compile("(" + "|".join(_TITLES) + r")\s*([\u4e00-\u9fff]{2,3})(?=说|表示|介绍|指出|认为|\s|，|、|）|\))")
 
 
 @dataclass
@@ -112,7 +113,14 @@ def _has_value(qtype: str, sentence: str) -> bool:
     return bool(value.search(sentence))
 
 
-_TITLES = ("书记", "主任", "市长", "区长", "县长", "董事长", "总经理", "记者")
+def asked_titles(a: Analysis) -> list[str]:
+    """The titles (书记, 记者…) a question mentions."""
+    return [t for t in _TITLES if t in a.simplified]
+
+
+def _names_titled(text: str, titles: list[str]) -> bool:
+    """`text` names someone by one of `titles` (芝罘区委书记杨升岩)."""
+    return any(m.group(1) in titles for m in _TITLE_NAME.finditer(text))
 
 
 def titled_passages(texts: list[str]) -> dict[str, np.ndarray]:
@@ -125,7 +133,7 @@ def titled_passages(texts: list[str]) -> dict[str, np.ndarray]:
 
 def person_focus(a: Analysis, titled: dict[str, np.ndarray], n: int) -> np.ndarray:
     """1 for passages naming a person by the title the question asks about (any title if none)."""
-    asked = [t for t in _TITLES if t in a.simplified] or list(_TITLES)
+    asked = asked_titles(a) or list(_TITLES)
     hit = np.zeros(n, bool)
     for t in asked:
         hit |= titled[t]
@@ -137,12 +145,12 @@ def typed_gap(a: Analysis, passages: list[Passage]) -> str | None:
     if not a.qtype:
         return None
     subjects = [s for s in a.subjects if len(s) >= 2] or []
-    titles = re.findall(r"书记|主任|市长|区长|县长|董事长|总经理|记者", a.simplified) if a.qtype == "person" else []
+    titles = asked_titles(a) if a.qtype == "person" else []
     for p in passages:
         text = simplify(p.text)
         if subjects and not any(s in text or _strip_suffix(s) in text for s in subjects):
             continue
-        if titles and not any(m.group(1) in titles for m in _TITLE_NAME.finditer(text)):
+        if titles and not _names_titled(text, titles):
             continue
         if _has_value(a.qtype, text):
             return None
@@ -166,14 +174,15 @@ def best_sentence(passage: Passage, a: Analysis) -> str:
             value *= 0.2
         return value
 
-    asked = [t for t in _TITLES if t in a.simplified]
+    asked = asked_titles(a)
 
     def typed(sent: str) -> bool:  # holds the kind of value asked for (a name, a date, a count…)
         if not a.qtype:
             return False
         if a.qtype == "person" and asked:
-            return any(m.group(1) in asked for m in _TITLE_NAME.finditer(simplify(sent)))
+            return _names_titled(simplify(sent), asked)
         return _has_value(a.qtype, simplify(sent))
 
-    best = max(sentences, key=lambda sent: (score(sent) > 0 and typed(sent), score(sent)))
-    return best.strip() if score(best) > 0 else sentences[0].strip()
+    scored = [(score(sent), sent) for sent in sentences]
+    value, best = max(scored, key=lambda vs: (vs[0] > 0 and typed(vs[1]), vs[0]))
+    return best.strip() if value > 0 else sentences[0].strip()

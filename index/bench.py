@@ -109,7 +109,7 @@ def bench_scale(n: int, queries: int, embed_max: int) -> dict:
         versions, write_s = {}, {}
         for kind, hnsw_min in (("flat", n + 1), ("hnsw", 1)):
             t0 = time.perf_counter()
-            versions[kind] = engine.store.write(passages, vecs, {"model": emb.name, "documents": {}}, hnsw_min)
+            versions[kind] = engine.store.write(passages, vecs, {"model": emb.name, "documents": {}}, hnsw_min).version
             write_s[kind] = time.perf_counter() - t0
         del vecs, passages, texts  # what remains is what a serving process holds
         release_memory()

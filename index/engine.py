@@ -31,7 +31,6 @@ PLACE_BOOST = 0.16  # passages naming the place the question asks about
 MIN_DENSE = 0.80   # below this, with no lexical support, nothing in the documents is close
 MIN_DENSE_EN = 0.78
 TYPE_BOOST = 0.2   # a "who" question and a passage naming someone by the asked title
-DENSE_TERMS = True  # glossary terms also steer the dense query
 EN_LEXICAL = 0.3   # English questions lean on the glossary-bridged lexical signal this much
 
 
@@ -118,14 +117,18 @@ class Engine:
         corpus_text = simplify("\n".join(p.text for p in stored.passages))
         dates = [d.get("date", "") for d in stored.manifest.get("documents", {}).values()]
         places = [p for p in PLACES if p in corpus_text and p != "烟台"]
+        place_passages = {pl: np.array([i for i, p in enumerate(stored.passages) if pl in p.text], np.int64)
+                          for pl in places}
+        place_count = np.zeros(len(stored.passages), np.float32)
+        for idx in place_passages.values():
+            place_count[idx] += 1
         return _Live(
             stored=stored, bm25=BM25Index([p.text for p in stored.passages]), corpus_text=corpus_text,
             years=set(re.findall(r"(?<!\d)(20\d\d)(?=\s*年)", corpus_text))
             | {d[:4] for d in dates if d[:4].isdigit()},
             places=places,
-            place_passages={pl: np.array([i for i, p in enumerate(stored.passages) if pl in p.text], np.int64)
-                            for pl in places},
-            place_count=np.array([sum(pl in p.text for pl in places) for p in stored.passages], np.float32),
+            place_passages=place_passages,
+            place_count=place_count,
             titled=ans.titled_passages([p.text for p in stored.passages]),
         )
 
@@ -210,10 +213,10 @@ class Engine:
             raise RuntimeError(f"the documents in {s.docs_dir} contain no text to index")
         matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, emb.dim), np.float32)
         meta = {"model": emb.name, "chunking": chunking, "documents": docs_meta}
-        version = self.store.write(passages, matrix, meta, s.hnsw_min_passages)
-        self._live = self._make_live(self.store.load(model=emb.name, dim=emb.dim, version=version))
+        stored = self.store.write(passages, matrix, meta, s.hnsw_min_passages)  # read back and verified
+        self._live = self._make_live(stored)
         self.store.prune(keep=3)
-        report.version, report.passages = version, len(passages)
+        report.version, report.passages = stored.version, len(passages)
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -242,7 +245,7 @@ class Engine:
             return []
         dense = np.zeros(n, np.float32)
         if retriever in ("dense", "hybrid"):
-            hints = a.expansions + (a.terms if DENSE_TERMS else [])
+            hints = a.expansions + a.terms  # place repairs and glossary terms steer the dense query too
             qtext = a.simplified + ("（" + "、".join(hints) + "）" if hints else "")
             qv = self.embedder.encode_query(qtext)
             kk = min(n, max(k * 5, 50))
@@ -307,15 +310,13 @@ class Engine:
         if len(places) < 2:
             return order
         lead: list[int] = []
-        others = {pl: np.zeros(len(fused), bool) for pl in places}
-        for pl in places:
-            for other in places:
-                if other != pl:
-                    others[pl][live.place_passages[other]] = True
+        asked = np.zeros(len(fused), np.int64)  # how many of the asked places each passage names
+        for place in places:
+            asked[live.place_passages[place]] += 1
         for place in places:
             idx = live.place_passages[place]
             idx = idx[np.argsort(-fused[idx])]
-            focused = [i for i in idx if not others[place][i]]  # about this place alone, if any
+            focused = [i for i in idx if asked[i] == 1]  # about this place alone, if any
             cands = [i for i in focused + list(idx) if i not in lead]
             if cands:
                 lead.append(int(cands[0]))

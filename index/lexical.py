@@ -30,15 +30,13 @@ def _jieba():
     return jieba
 
 
-BIGRAMS = True  # character bigrams catch paraphrases and typos that jieba segments differently
-
-
 def tokenize(text: str) -> list[str]:
+    """jieba search-mode words, plus character bigrams ("#莱山"), which catch paraphrases and typos
+    that jieba segments differently."""
     text = simplify(nfkc(text)).lower()
     words = [t for t in _jieba().cut_for_search(text) if t.strip() and _TOKEN_OK.search(t) and t not in STOPWORDS]
-    if BIGRAMS:
-        for run in re.findall(r"[\u4e00-\u9fff]{2,}", text):
-            words += ["#" + run[i : i + 2] for i in range(len(run) - 1)]
+    for run in re.findall(r"[\u4e00-\u9fff]{2,}", text):
+        words += ["#" + run[i : i + 2] for i in range(len(run) - 1)]
     return words
 
 
@@ -61,12 +59,16 @@ class BM25Index:
             toks = tokenize(text) or ["<empty>"]
             corpus.append(np.fromiter((self._vocab_ids.setdefault(t, len(self._vocab_ids)) for t in toks),
                                       np.int32, len(toks)))
-        self.vocab: set[str] = set(self._vocab_ids)
         self.model = bm25s.BM25(k1=1.2, b=0.75)
         if corpus:  # bm25s cannot index an empty corpus; scores() answers zeros for it
             self.model.index(bm25s.tokenization.Tokenized(corpus, self._vocab_ids), show_progress=False)
         del corpus
         release_memory()
+
+    @property
+    def vocab(self):
+        """The indexed tokens (a view, not a copy)."""
+        return self._vocab_ids.keys()
 
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         known = [self._vocab_ids[t] for t in query_tokens if t in self._vocab_ids]

@@ -134,11 +134,6 @@ class IndexRows:
         return self.index.reconstruct_batch(np.asarray(i, dtype=np.int64))
 
 
-def _head(path: Path, rows: int, width: int) -> np.ndarray:
-    mapped = np.load(path, allow_pickle=False, mmap_mode="r")
-    return np.array(mapped[:rows], dtype=np.float32).reshape(-1, width)
-
-
 def _all_finite(path: Path, mapped: np.memmap, rows: int = 8192) -> bool:
     """Scan the file in chunks through ordinary reads, so the mapping's pages stay out of RSS."""
     width = mapped.shape[1] if mapped.ndim == 2 else 1
@@ -184,8 +179,8 @@ class IndexStore:
             raise IndexCorrupt(f"{cur} does not name an index version (it holds {text[:40]!r})")
         return text
 
-    def write(self, passages: list[Passage], vectors: np.ndarray, meta: dict, hnsw_min: int) -> str:
-        """Write a new version and switch CURRENT to it; returns the version name."""
+    def write(self, passages: list[Passage], vectors: np.ndarray, meta: dict, hnsw_min: int) -> StoredIndex:
+        """Write a new version and switch CURRENT to it; returns it as read back and verified."""
         if len(passages) != len(vectors):
             raise ValueError("passages and vectors differ in length")
         version = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.time_ns() % 1_000_000:06d}"
@@ -222,7 +217,7 @@ class IndexStore:
             raise
         try:
             step = "reading it back"
-            self.load(version=version)  # what is on disk, not what we meant to write
+            stored = self.load(version=version)  # what is on disk, not what we meant to write
             step = "switching CURRENT"
             self._switch(version)
         except BaseException as exc:
@@ -230,7 +225,7 @@ class IndexStore:
             if isinstance(exc, Exception):
                 raise _write_failed(version, step, exc) from exc
             raise
-        return version
+        return stored
 
     def _switch(self, version: str) -> None:
         tmp = self.root / f".CURRENT.{os.getpid()}"
@@ -319,9 +314,9 @@ class IndexStore:
         if dim is not None and mdim != dim:
             raise IndexMismatch(f"index version {version}: index dimension {mdim} differs from the model's {dim}; "
                                 f"rebuild with `planbot build`", version)
-        shape = vectors.shape
+        head = np.array(vectors[:8])  # the only rows of the mapping ever touched
         del vectors
-        if not np.allclose(index.reconstruct_n(0, min(8, shape[0])), _head(path / "vectors.npy", 8, shape[1])):
+        if not np.allclose(index.reconstruct_n(0, len(head)), head):
             raise corrupt("index.faiss and vectors.npy hold different vectors")
         stored = StoredIndex(version, path, manifest, index, IndexRows(index), passages)
         if check:
