@@ -17,7 +17,8 @@ def _snippet(text: str, best: str, max_chars: int = 600) -> str:
 
 
 def citation_block(c: dict, full: bool = False) -> str:
-    where = c.get("heading") or f"第{c.get('paragraph', '?')}段"
+    where = " · ".join(x for x in (c.get("date", ""), c.get("heading") or f"第{c.get('paragraph', '?')}段",
+                                   f"第{c['page']}页" if c.get("page") else "") if x)
     head = f"<b>[{c['rank']}]</b> {escape(c['title'])} · {escape(where)}"
     body = _snippet(c["text"], c.get("best_sentence", ""), max_chars=3500 if full else 600)
     link = f'\n<a href="{escape(c["url"], quote=True)}">来源</a>' if c.get("url") else ""

@@ -1,7 +1,12 @@
-"""Split cleaned Chinese text into passages that respect sentences, paragraphs
-and section headings, so each citation is a readable, self-contained snippet."""
+"""Split cleaned text into passages that respect sentences and section headings.
+
+A passage runs across paragraph breaks inside one section (list items, table rows and short
+paragraphs keep their neighbours as context) up to `max_chars`, and never across a heading, so
+each citation is a readable, self-contained snippet of one section.
+"""
 from __future__ import annotations
 
+import bisect
 import re
 
 from .models import Document, Passage
@@ -10,17 +15,22 @@ from .textnorm import fold
 _END = "。！？!?；;"
 _CLOSERS = "”’」』）)》"
 _SENTENCE = re.compile(f"[^{_END}]*(?:[{_END}]+[{_CLOSERS}]*|$)")
-_NOT_HEADING_END = set(_END + "…" + "，,：:—、" + _CLOSERS)
+_NOT_HEADING_END = set(_END + "…" + "，,：:—、" + _CLOSERS + ".")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences with their end marks and closing quotes; `,`/`，` and `?`/`？` alike."""
-    return [s for s in (m.group(0) for m in _SENTENCE.finditer(text)) if s.strip()]
+    """Sentences with their end marks and closing quotes; `,`/`，` and `?`/`？` alike.
+    English sentences end at '. ' too; a line break always ends a sentence."""
+    out = []
+    for line in text.split("\n"):
+        for s in (m.group(0) for m in _SENTENCE.finditer(line)):
+            out.extend(x for x in re.split(r"(?<=[a-z0-9%)]\.)\s+(?=[A-Z])", s) if x.strip())
+    return out
 
 
 def is_heading(line: str, max_len: int = 30) -> bool:
-    line = line.strip()
-    return 0 < len(line) <= max_len and line[-1] not in _NOT_HEADING_END
+    line = line.strip().lstrip("#").strip()
+    return 0 < len(line) <= max_len and line[-1] not in _NOT_HEADING_END and not line.startswith("|")
 
 
 def _paragraphs(text: str) -> list[tuple[int, str]]:
@@ -34,8 +44,8 @@ def _paragraphs(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _windows(start: int, para: str, max_chars: int) -> list[tuple[int, str]]:
-    """Group a long paragraph's sentences into pieces under max_chars."""
+def _pieces(start: int, para: str, max_chars: int) -> list[tuple[int, str]]:
+    """A paragraph as sentence-aligned pieces under max_chars (a longer sentence stays whole)."""
     pieces, cur, cur_start, offset = [], "", start, start
     for sent in split_sentences(para):
         if cur and len(cur) + len(sent) > max_chars:
@@ -52,43 +62,35 @@ def chunk_document(doc: Document, max_chars: int = 260, min_chars: int = 40) -> 
     passages: list[Passage] = []
     heading_lines: list[str] = []
     heading, para_no = "", 0
-    pending: tuple[int, int, str] | None = None  # (paragraph, start, text) of a short paragraph
+    block: list[tuple[int, str]] = []  # (start, text) pieces of the passage being built
 
-    def emit(no: int, start: int, text: str) -> None:
+    def flush() -> None:
+        if not block:
+            return
+        start = block[0][0]
+        end = block[-1][0] + len(block[-1][1])
+        text = doc.text[start:end]
+        page = bisect.bisect_right(doc.pages, start) if doc.pages else 0
         passages.append(Passage(
             passage_id=f"{doc.doc_id}#{len(passages)}", doc_id=doc.doc_id, title=doc.title,
-            heading=heading, paragraph=no, start=start, end=start + len(text), text=text,
-            url=doc.url, date=doc.date,
+            heading=heading, paragraph=para_no, start=start, end=end, text=text,
+            url=doc.url, date=doc.date, page=page, language=doc.language,
         ))
+        block.clear()
 
     for idx, (start, para) in enumerate(_paragraphs(doc.text)):
         if idx == 0 and fold(para) == fold(doc.title):
             continue
         if is_heading(para):
-            if pending:
-                emit(*pending)
-                pending = None
-            heading_lines.append(para)
+            flush()
+            heading_lines.append(para.lstrip("#").strip())
             heading = " · ".join(heading_lines[-2:])
             continue
         heading_lines = []
         para_no += 1
-        if pending:
-            p_no, p_start, p_text = pending
-            gap = doc.text[p_start + len(p_text) : start]
-            merged = p_text + gap + para
-            if len(merged) <= max_chars:
-                pending = (p_no, p_start, merged) if len(merged) < min_chars else None
-                if pending is None:
-                    emit(p_no, p_start, merged)
-                continue
-            emit(*pending)
-            pending = None
-        if len(para) < min_chars:
-            pending = (para_no, start, para)
-            continue
-        for w_start, w_text in _windows(start, para, max_chars):
-            emit(para_no, w_start, w_text)
-    if pending:
-        emit(*pending)
+        for p_start, piece in _pieces(start, para, max_chars):
+            if block and p_start + len(piece) - block[0][0] > max_chars:  # gaps between paragraphs count
+                flush()
+            block.append((p_start, piece))
+    flush()
     return passages

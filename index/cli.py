@@ -27,7 +27,7 @@ def print_answer(a, out=sys.stdout) -> None:
     print(f"答：{a.text}\n", file=out)
     for c in a.citations:
         p = c.passage
-        where = p.heading or f"第{p.paragraph}段"
+        where = " · ".join(x for x in (p.date, p.heading or f"第{p.paragraph}段", f"第{p.page}页" if p.page else "") if x)
         print(f"[{c.rank}] {p.title} · {where}  (score {c.score:.3f})", file=out)
         print(f"    {c.marked_text}", file=out)
         if p.url:
@@ -81,7 +81,7 @@ def cmd_ask(args) -> int:
         a = _engine(args).answer(question, retriever=args.retriever)
     if args.json:
         d = a.to_dict()
-        print(json.dumps({k: d[k] for k in ("question", "answered", "reason", "citations", "latency_ms")},
+        print(json.dumps({k: d[k] for k in ("question", "answered", "reason", "answer", "citations", "latency_ms")},
                          ensure_ascii=False, indent=2))
     else:
         print_answer(a)
@@ -109,17 +109,30 @@ def cmd_chat(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate, format_table, load_gold
+    from .evaluate import RETRIEVERS, corpus_engine, evaluate, format_table, load_gold
 
-    engine = _engine(args)
-    gold = load_gold(Path(args.path))
-    retrievers = ["hybrid", "bm25", "dense"] if args.retriever == "all" else [args.retriever]
-    runs = {r: evaluate(engine, gold, retriever=r) for r in retrievers}
-    if args.json:
-        out = runs[retrievers[0]] if len(runs) == 1 else {"runs": runs}
-        print(json.dumps(out, ensure_ascii=False, indent=2))
-    else:
-        print(format_table({r: run["metrics"] for r, run in runs.items()}))
+    engine = corpus_engine([Path(d) for d in args.docs]) if args.docs else _engine(args)
+    retrievers = RETRIEVERS if args.retriever == "all" else [args.retriever]
+    names = {"hybrid": "planbot"}
+    for path in args.path:
+        gold = load_gold(Path(path))
+        runs = {r: evaluate(engine, gold, retriever=r) for r in retrievers}
+        if args.json:
+            print(json.dumps({"path": path, "runs": runs}, ensure_ascii=False, indent=2))
+        else:
+            print(f"\n{path} — {len(gold)} questions, {len(engine.documents())} documents, "
+                  f"{engine.manifest.get('passage_count', '?')} passages\n")
+            print(format_table({names.get(r, r): run["metrics"] for r, run in runs.items()}))
+    return 0
+
+
+def cmd_fit(args) -> int:
+    from .evaluate import corpus_engine
+    from .fit import fit
+
+    engine = corpus_engine([Path(d) for d in args.docs])
+    info = fit(engine, [Path(p) for p in args.path], Path(args.out))
+    print(json.dumps(info, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -143,14 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ask", help="answer one question")
     a.add_argument("question", nargs="+")
     a.add_argument("--json", action="store_true")
-    a.add_argument("--retriever", choices=["hybrid", "bm25", "dense"])
+    a.add_argument("--retriever", choices=["hybrid", "bm25", "dense", "rrf"])
     a.set_defaults(func=cmd_ask)
     sub.add_parser("chat", help="interactive terminal chat").set_defaults(func=cmd_chat)
     e = sub.add_parser("eval", help="score a JSONL gold set")
-    e.add_argument("path")
+    e.add_argument("path", nargs="+")
     e.add_argument("--json", action="store_true")
-    e.add_argument("--retriever", choices=["hybrid", "bm25", "dense", "all"], default="hybrid")
+    e.add_argument("--retriever", choices=["hybrid", "bm25", "dense", "rrf", "all"], default="all")
+    e.add_argument("--docs", nargs="*", default=[], help="document folders to search together (scratch index "
+                   "under var/eval); default: the configured index")
     e.set_defaults(func=cmd_eval)
+    f = sub.add_parser("fit", help="fit the reranker and refusal weights on a dev split")
+    f.add_argument("path", nargs="+", help="dev question files")
+    f.add_argument("--docs", nargs="+", default=["data/docs", "data/eval/corpus"])
+    f.add_argument("--out", default="data/rank/model.json")
+    f.set_defaults(func=cmd_fit)
     b = sub.add_parser("bench", help="latency / throughput / scale benchmark")
     b.add_argument("--passages", type=int, nargs="*", default=[], help="synthetic corpus sizes (e.g. 1000 10000)")
     b.add_argument("--queries", type=int, default=200)

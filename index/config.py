@@ -20,7 +20,9 @@ class IndexSettings(BaseSettings):
     hnsw_min_passages: int = Field(20000, ge=1, description="above this many passages use HNSW")
     top_k: int = Field(3, ge=1, le=10)
     max_passage_chars: int = Field(260, ge=40)
-    retriever: str = Field("hybrid", pattern="^(hybrid|bm25|dense)$")
+    retriever: str = Field("hybrid", pattern="^(hybrid|bm25|dense|rrf)$")
+    vocab_dir: Path = Field(Path("data/vocab"), description="curated vocabulary (glossary.tsv, question.json)")
+    rank_model: Path = Field(Path("data/rank/model.json"), description="reranker + refusal weights (planbot fit)")
 
     @property
     def index_dir(self) -> Path:

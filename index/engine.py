@@ -11,27 +11,24 @@ from typing import Callable
 import numpy as np
 
 from . import answer as ans
-from .chunking import chunk_document
+from .chunking import chunk_document, split_sentences
 from .config import IndexSettings
 from .embedder import Embedder
-from .gazetteer import PLACES, expansions
-from .lexical import BM25Index
+from .features import Pool, featurise, has_value
+from .lexical import BM25Index, tokenize
 from .loaders import load_documents
 from .models import Answer, Citation, Passage
+from .question import Question, analyse
+from .rank import RankModel, refusal_features
 from .store import IndexCorrupt, IndexMissing, IndexStore, StoredIndex, spot_check
 from .textnorm import nfkc, simplify
+from .vocab import CorpusVocab, curated, passage_context
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-# Fusion weights, tuned on data/eval/questions.jsonl (README: "Quality").
-DENSE_WEIGHT = 1.0
-LEXICAL_WEIGHT = 0.35
-PLACE_BOOST = 0.16  # passages naming the place the question asks about
-MIN_DENSE = 0.80   # below this, with no lexical support, nothing in the documents is close
-MIN_DENSE_EN = 0.78
-TYPE_BOOST = 0.2   # a "who" question and a passage naming someone by the asked title
-EN_LEXICAL = 0.3   # English questions lean on the glossary-bridged lexical signal this much
+CANDIDATES = 30  # per retriever; their union is what the reranker sees
+RRF_K = 60
 
 
 EMPTY_REASON = "问题是空的，请输入一个关于县域经济三年行动方案的问题。"
@@ -60,12 +57,11 @@ class _Live:
     """Everything one query needs, swapped as a whole when a new index goes live."""
     stored: StoredIndex
     bm25: BM25Index
-    corpus_text: str
+    vocab: CorpusVocab
+    contexts: list[str]  # simplified title + heading + text of each passage
+    sentences: list[list[str]]
     years: set[str]
-    places: list[str]
-    place_passages: dict[str, np.ndarray]  # known place -> passages naming it (place-focus boost)
-    place_count: np.ndarray  # how many known places each passage names
-    titled: dict[str, np.ndarray]  # title (书记, 记者…) -> passages naming someone by it
+    newest: dict[str, float]  # document month -> 1.0 for the newest … 0.0 for the oldest
 
 
 class Engine:
@@ -76,6 +72,7 @@ class Engine:
         self._live: _Live | None = None
         self._build_lock = threading.Lock()
         self._distrusted: set[str] = set()  # versions whose vectors failed the spot check
+        self._model: RankModel | None = None
 
     # -- lifecycle -------------------------------------------------------------
     @property
@@ -114,22 +111,14 @@ class Engine:
         self._live = self._make_live(stored)
 
     def _make_live(self, stored: StoredIndex) -> _Live:
-        corpus_text = simplify("\n".join(p.text for p in stored.passages))
-        dates = [d.get("date", "") for d in stored.manifest.get("documents", {}).values()]
-        places = [p for p in PLACES if p in corpus_text and p != "烟台"]
-        place_passages = {pl: np.array([i for i, p in enumerate(stored.passages) if pl in p.text], np.int64)
-                          for pl in places}
-        place_count = np.zeros(len(stored.passages), np.float32)
-        for idx in place_passages.values():
-            place_count[idx] += 1
+        vocab = CorpusVocab.build(stored.passages)
+        contexts = [passage_context(p) for p in stored.passages]
+        months = sorted({p.date[:7] for p in stored.passages if p.date})
         return _Live(
-            stored=stored, bm25=BM25Index([p.text for p in stored.passages]), corpus_text=corpus_text,
-            years=set(re.findall(r"(?<!\d)(20\d\d)(?=\s*年)", corpus_text))
-            | {d[:4] for d in dates if d[:4].isdigit()},
-            places=places,
-            place_passages=place_passages,
-            place_count=place_count,
-            titled=ans.titled_passages([p.text for p in stored.passages]),
+            stored=stored, bm25=BM25Index([p.embed_text for p in stored.passages]), vocab=vocab,
+            contexts=contexts, sentences=[split_sentences(simplify(p.text)) for p in stored.passages],
+            years=set(vocab.years),
+            newest={m: i / max(1, len(months) - 1) for i, m in enumerate(months)},
         )
 
     @property
@@ -144,7 +133,12 @@ class Engine:
         return [{"doc_id": k, **v} for k, v in self.manifest.get("documents", {}).items()]
 
     def covered_places(self) -> list[str]:
-        return self._live.places if self._live else []
+        """The places the indexed documents name most often (for help texts and refusals)."""
+        if not self._live:
+            return []
+        v = self._live.vocab
+        places = [n for n, k in v.kinds.items() if k == "ns" and n in v.entities]
+        return sorted(places, key=lambda n: -len(v.entities[n]))[:12]
 
     @property
     def building(self) -> bool:
@@ -203,7 +197,7 @@ class Engine:
                 docs_meta[doc_id] = old_docs[doc_id]
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
-            vecs = emb.encode_passages([p.text for _, p in batch], batch_size=batch_size)
+            vecs = emb.encode_passages([p.embed_text for _, p in batch], batch_size=batch_size)
             for (i, _), v in zip(batch, vecs):
                 vectors[i] = v
             if progress:
@@ -231,97 +225,59 @@ class Engine:
             return None
         return prev
 
-    # -- query -----------------------------------------------------------------
-    def search(self, question: str, k: int = 10, retriever: str | None = None,
-               live: _Live | None = None, analysis: ans.Analysis | None = None) -> list[tuple[Passage, float, float, float]]:
-        """[(passage, fused, dense, lexical)] best first."""
+    # -- query: question -> candidates -> features -> rank -> answer or refuse ---------------
+    @property
+    def model(self) -> RankModel:
+        if self._model is None:
+            self._model = RankModel.load(self.settings.rank_model)
+        return self._model
+
+    def analyse(self, question: str, live: _Live | None = None) -> Question:
+        live = live or self._live
+        return analyse(question, live.vocab, curated(str(self.settings.vocab_dir)), live.bm25.vocab)
+
+    def candidates(self, q: Question, live: _Live, k: int = CANDIDATES, plain: bool = False) -> Pool:
+        """Union of the dense and the BM25 top-k, with both scores for every member. `plain`:
+        the question as typed, without repaired names, glossary terms or translations (baselines)."""
+        n = len(live.stored.passages)
+        kk = min(n, k)
+        qv = self.embedder.encode_query(q.simplified if plain else q.dense_text)
+        _, dids = live.stored.index.search(qv[None, :], kk)
+        dids = dids[0][dids[0] >= 0]
+        raw = live.bm25.scores(tokenize(q.simplified) if plain else q.tokens)
+        bids = np.argpartition(-raw, kk - 1)[:kk] if kk < n else np.arange(n)
+        bids = bids[raw[bids] > 0]
+        ids = np.array(list(dict.fromkeys([int(i) for i in dids] + [int(i) for i in bids])), np.int64)
+        dense = (np.asarray(live.stored.vectors[np.sort(ids)], np.float32) @ qv)[np.argsort(np.argsort(ids))]
+        bm = raw[ids]
+        return Pool(ids=ids, dense=dense, bm25=bm,
+                    dense_rank=_ranks(dense), bm25_rank=np.where(bm > 0, _ranks(bm), 2 * k))
+
+    def search(self, question: str | Question, k: int = 10, retriever: str | None = None,
+               live: _Live | None = None) -> list[tuple[Passage, float, np.ndarray]]:
+        """[(passage, score, features)] best first. retriever: hybrid (planbot's learned ranker),
+        or the plain baselines bm25, dense and rrf."""
         live = live or self._live
         if live is None:
             raise IndexMissing("no index loaded")
-        retriever = retriever or self.settings.retriever
-        a = analysis or ans.analyse(nfkc(question).strip(), expansions(simplify(nfkc(question))))
-        n = len(live.stored.passages)
-        if n == 0:
+        if not live.stored.passages:
             return []
-        dense = np.zeros(n, np.float32)
-        if retriever in ("dense", "hybrid"):
-            hints = a.expansions + a.terms  # place repairs and glossary terms steer the dense query too
-            qtext = a.simplified + ("（" + "、".join(hints) + "）" if hints else "")
-            qv = self.embedder.encode_query(qtext)
-            kk = min(n, max(k * 5, 50))
-            sims, ids = live.stored.index.search(qv[None, :], kk)
-            dense[:] = sims[0][-1] if kk < n else 0.0
-            dense[ids[0][ids[0] >= 0]] = sims[0][ids[0] >= 0]
-        lexical = np.zeros(n, np.float32)
-        if retriever in ("bm25", "hybrid"):
-            raw = live.bm25.scores(a.tokens)
-            lexical = raw / raw.max() if raw.max() > 0 else raw
+        q = question if isinstance(question, Question) else self.analyse(question, live)
+        retriever = retriever or self.settings.retriever
+        pool = self.candidates(q, live, plain=retriever != "hybrid")
+        cues = curated(str(self.settings.vocab_dir)).cues
+        x = featurise(q, pool, live.contexts, live.sentences, [p.language for p in live.stored.passages],
+                      [p.date for p in live.stored.passages], live.newest, live.vocab, cues)
         if retriever == "dense":
-            fused = dense
+            scores = pool.dense
         elif retriever == "bm25":
-            fused = lexical
+            scores = pool.bm25
+        elif retriever == "rrf":
+            scores = 1 / (RRF_K + pool.dense_rank) + 1 / (RRF_K + pool.bm25_rank)
         else:
-            w = LEXICAL_WEIGHT * (EN_LEXICAL if a.english else 1.0)
-            fused = DENSE_WEIGHT * dense + w * lexical
-        names = [p for p in a.places + a.expansions if p not in ("烟台", "烟台市")]
-        if names and retriever != "dense":
-            fused = fused + PLACE_BOOST * self._place_focus(live, names)
-        if a.qtype == "person" and retriever != "dense":  # "谁…" wants a passage that names someone
-            fused = fused + TYPE_BOOST * ans.person_focus(a, live.titled, n)
-        top = np.argpartition(-fused, k - 1)[:k] if k < n else np.arange(n)  # O(n), not a full sort
-        order = top[np.argsort(-fused[top])]
-        if names and retriever == "hybrid":
-            order = self._diversify(live, names, order, fused)[:k]
-        return [(live.stored.passages[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
-
-    @staticmethod
-    def _known(live: _Live, names: list[str]) -> list[str]:
-        """Asked names mapped onto the indexed places (莱山区 -> 莱山), in question order."""
-        out = []
-        for nm in names:
-            for cand in (nm, ans._strip_suffix(nm)):
-                if cand in live.place_passages and cand not in out:
-                    out.append(cand)
-                    break
-        return out
-
-    @staticmethod
-    def _place_focus(live: _Live, names: list[str]) -> np.ndarray:
-        """1 for a passage about the asked place; diluted for roll-calls naming many places.
-        Inverted lists keep this O(matches), not O(passages), per query."""
-        n = len(live.stored.passages)
-        named = np.zeros(n, np.float32)
-        for place in Engine._known(live, names):
-            named[live.place_passages[place]] += 1
-        matched = named > 0
-        for nm in names:  # a name outside the gazetteer (烟台山): rare, scan only if it occurs at all
-            if nm not in live.place_passages and ans._strip_suffix(nm) not in live.place_passages \
-                    and nm in live.corpus_text:
-                matched |= np.array([nm in p.text for p in live.stored.passages])
-        out = np.zeros(n, np.float32)
-        out[matched] = 1.0 / (1.0 + live.place_count[matched] - named[matched])
-        return out
-
-    @staticmethod
-    def _diversify(live: _Live, names: list[str], order: np.ndarray, fused: np.ndarray) -> np.ndarray:
-        """A question about several places ("长岛和昆嵛山…") leads with each place's best passage,
-        in the order asked, so no place is crowded out of the citations."""
-        places = Engine._known(live, names)
-        if len(places) < 2:
-            return order
-        lead: list[int] = []
-        asked = np.zeros(len(fused), np.int64)  # how many of the asked places each passage names
-        for place in places:
-            asked[live.place_passages[place]] += 1
-        for place in places:
-            idx = live.place_passages[place]
-            idx = idx[np.argsort(-fused[idx])]
-            focused = [i for i in idx if asked[i] == 1]  # about this place alone, if any
-            cands = [i for i in focused + list(idx) if i not in lead]
-            if cands:
-                lead.append(int(cands[0]))
-        rest = [int(i) for i in order if i not in lead]
-        return np.array(lead + rest)
+            scores = self.model.rank(x)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(live.stored.passages[pool.ids[i]], float(scores[i]), x[i]) for i in order]
 
     def answer(self, question: str, retriever: str | None = None, top_k: int | None = None) -> Answer:
         t0 = time.perf_counter()
@@ -336,44 +292,73 @@ class Engine:
                 result.reason = "索引还没有建立，请先运行 planbot build。"
                 return result
             k = top_k or self.settings.top_k
-            a = ans.analyse(text, expansions(simplify(text)))
-            hits = self.search(text, k=max(k, 5), retriever=retriever, live=live, analysis=a)
-            top = [h[0] for h in hits[:k]]
-            reason = self._refusal(a, live, hits, top)
-            if reason:
-                result.reason = reason
+            cues = curated(str(self.settings.vocab_dir)).cues
+            q = self.analyse(text, live)
+            retriever = retriever or self.settings.retriever
+            hits = self.search(q, k=max(k, 5), retriever=retriever, live=live)
+            if not hits:
+                result.reason = "资料里没有和这个问题相关的内容。"
                 return result
+            top = hits[0][0]
+            top_idx = live.stored.passages.index(top) if retriever == "hybrid" else 0
+            people = live.vocab.people_in(top_idx) if q.asks == "person" else []
             result.citations = [
-                Citation(rank=i + 1, passage=p, score=fused, best_sentence=ans.best_sentence(p, a))
-                for i, (p, fused, _, _) in enumerate(hits[:k])
+                Citation(rank=i + 1, passage=p, score=score,
+                         best_sentence=ans.best_sentence(p, q, cues, people if i == 0 else ()))
+                for i, (p, score, _) in enumerate(hits[:k])
             ]
+            if retriever == "hybrid":
+                reason = self._refusal(q, live, hits, top_idx, cues)
+                if reason:
+                    result.citations = []
+                    result.reason = reason
+                    return result
             result.answered = True
-            result.text = result.citations[0].best_sentence
+            result.text = ans.compose(q, result.citations, cues)
             return result
         finally:
             result.latency_ms = (time.perf_counter() - t0) * 1000
 
-    def _refusal(self, a: ans.Analysis, live: _Live, hits, top: list[Passage]) -> str | None:
-        covered = "、".join(live.places)
-        place = ans.unknown_place(a, live.corpus_text)
-        if place:
-            return f"文档中没有提到“{place}”。文档涉及的区市和园区有：{covered}。"
-        year = ans.unknown_year(a, live.years)
-        if year:
-            span = f"（文档发布于{min(live.years)}年，目标截至{max(live.years)}年）" if live.years else ""
-            return f"文档没有涉及{year}年的内容{span}。"
-        pool = [h[0] for h in hits]
-        gap = ans.unpaired_year(a, pool) or ans.typed_gap(a, pool)
-        if gap:
-            return gap
-        if not hits:
-            return "文档里没有相关内容。"
-        best_dense = max(h[2] for h in hits)
-        best_lex = max(h[3] for h in hits)
-        known = [t for t in a.tokens if t in live.bm25.vocab]
-        coverage = len(known) / max(1, len(a.tokens))
-        floor = MIN_DENSE_EN if a.english else MIN_DENSE
-        supported = any(e in live.corpus_text for e in a.expansions) if a.english else (coverage >= 0.5 and best_lex > 0)
-        if best_dense < floor and not supported:
-            return f"文档里没有和这个问题相关的内容。文档讲的是烟台振兴县域经济三年行动方案，涉及：{covered}。"
-        return None
+    def refusal_inputs(self, q: Question, live: _Live, hits, top_idx: int, cues: dict) -> tuple[np.ndarray, str, bool]:
+        top = hits[0][0]
+        ctx = live.contexts[top_idx]
+        x = np.vstack([h[2] for h in hits])
+        scores = np.array([h[1] for h in hits], np.float32)
+        top_years = set(re.findall(r"(?:19|20)\d\d", ctx)) | {top.date[:4]}
+        people = live.vocab.people_in(top_idx) if q.asks == "person" else []
+        type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
+        ent = sum(e in ctx for e in q.entities) / len(q.entities) if q.entities else 1.0
+        r = refusal_features(x, scores, np.arange(len(hits)), q, live.years, top_years, type_in_top, ent,
+                             self._missing_words(q, live, [live.contexts[top_idx]] + [passage_context(h[0]) for h in hits[1:3]]))
+        return r, ctx, type_in_top
+
+    @staticmethod
+    def _missing_words(q: Question, live: _Live, contexts: list[str]) -> tuple[float, float, float]:
+        """What the question asks about beyond its names: words absent from the best passage,
+        from the top three, from the whole corpus (员工, 票价, 区长 where no document has them)."""
+        words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}", w)
+                 and not any(w in e or e in w for e in q.entities)]
+        if not words:
+            return 0.0, 0.0, 0.0
+        def absent(text: str) -> float:
+            return sum(w not in text for w in words) / len(words)
+        top3 = "\n".join(contexts)
+        corpus = sum(w not in live.bm25.vocab and not all("#" + w[i:i + 2] in live.bm25.vocab
+                     for i in range(len(w) - 1)) for w in words)
+        return absent(contexts[0]), absent(top3), float(corpus)
+
+    def _refusal(self, q: Question, live: _Live, hits, top_idx: int, cues: dict) -> str | None:
+        r, ctx, type_in_top = self.refusal_inputs(q, live, hits, top_idx, cues)
+        if q.unknown_places:  # a place no document mentions: nothing in them can be about it
+            return ans.refusal_reason(q, live.vocab, live.years, hits[0][0], ctx, type_in_top)
+        if self.model.answerable(r) >= self.model.threshold:
+            return None
+        return ans.refusal_reason(q, live.vocab, live.years, hits[0][0], ctx, type_in_top)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1 for the largest value."""
+    order = np.argsort(-values, kind="stable")
+    ranks = np.empty(len(values), np.float32)
+    ranks[order] = np.arange(1, len(values) + 1)
+    return ranks

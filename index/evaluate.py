@@ -1,13 +1,22 @@
-"""Score the engine on a JSONL gold set: hit@k, MRR, refusal accuracy, latency."""
+"""Score the engine on a JSONL question set next to plain baselines on the same corpus.
+
+Every table shows plain BM25, plain dense, plain RRF(BM25, dense) and planbot (the learned
+ranker with its refusal decision) from the same run. A hit means a cited snippet holds an
+evidence string, folded (NFKC, whitespace and punctuation removed; Traditional not folded)."""
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import statistics
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
+from .config import IndexSettings
 from .engine import Engine
-from .textnorm import fold
+
+RETRIEVERS = ["bm25", "dense", "rrf", "hybrid"]
 
 
 def load_gold(path: Path) -> list[dict]:
@@ -22,14 +31,37 @@ def load_gold(path: Path) -> list[dict]:
     return rows
 
 
+def fold(s: str) -> str:
+    """The question sets' own folding: NFKC, then whitespace and punctuation removed."""
+    return re.sub(r"[\s\W_]+", "", unicodedata.normalize("NFKC", s))
+
+
 def first_hit(citations: list[dict], evidence: list[str]) -> int | None:
-    """Rank of the first cited snippet holding any evidence substring (punctuation-folded)."""
     folded = [fold(e) for e in evidence]
     for c in citations:
         text = fold(c["text"])
         if any(e and e in text for e in folded):
             return c["rank"]
     return None
+
+
+def corpus_engine(doc_dirs: list[Path], var_root: Path = Path("var/eval")) -> Engine:
+    """An engine over the union of `doc_dirs`, built once into var/eval/<hash> (symlinked docs),
+    rebuilt incrementally when a document changes."""
+    key = hashlib.sha1("|".join(str(Path(d).resolve()) for d in doc_dirs).encode()).hexdigest()[:10]
+    root = var_root / key
+    docs = root / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    for old in docs.iterdir():
+        old.unlink()
+    for d in doc_dirs:
+        for f in sorted(Path(d).iterdir()):
+            if f.is_file():
+                (docs / f.name).symlink_to(f.resolve())
+    settings = IndexSettings(docs_dir=docs, var_dir=root / "var")
+    engine = Engine.open(settings)
+    engine.build()  # no-op re-embedding when nothing changed; picks up edits
+    return engine
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -43,6 +75,8 @@ def metrics(results: list[dict]) -> dict:
     ans = [r for r in results if r["gold_answerable"]]
     una = [r for r in results if not r["gold_answerable"]]
     lat = [r["latency_ms"] for r in results]
+    snippets = [len(c["text"]) for r in results for c in r["citations"]]
+
     def hit(r: dict, k: int) -> bool:
         return r["answered"] and r["hit_rank"] is not None and r["hit_rank"] <= k
     return {
@@ -50,8 +84,10 @@ def metrics(results: list[dict]) -> dict:
         "hit@1": round(sum(hit(r, 1) for r in ans) / len(ans), 3) if ans else None,
         "hit@3": round(sum(hit(r, 3) for r in ans) / len(ans), 3) if ans else None,
         "mrr": round(sum(1 / r["hit_rank"] for r in ans if hit(r, 99)) / len(ans), 3) if ans else None,
-        "refusal_accuracy": round(sum(not r["answered"] for r in una) / len(una), 3) if una else None,
+        "refused": round(sum(not r["answered"] for r in una) / len(una), 3) if una else None,
         "false_refusals": round(sum(not r["answered"] for r in ans) / len(ans), 3) if ans else None,
+        "snippet_median": int(statistics.median(snippets)) if snippets else 0,
+        "snippet_max": max(snippets, default=0),
         "p50_ms": round(_pct(lat, 0.5), 1), "p95_ms": round(_pct(lat, 0.95), 1),
     }
 
@@ -70,12 +106,19 @@ def evaluate(engine: Engine, gold: list[dict], retriever: str | None = None, top
     return {"metrics": summary, "results": results}
 
 
-def format_table(summaries: dict[str, dict]) -> str:
-    """Markdown table: one row per (retriever, kind)."""
-    cols = ["hit@1", "hit@3", "mrr", "refusal_accuracy", "false_refusals", "p50_ms", "p95_ms", "n"]
-    lines = ["| retriever | kind | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
+COLS = ["hit@1", "hit@3", "mrr", "refused", "false_refusals", "snippet_median", "snippet_max", "p50_ms", "n"]
+
+
+def format_table(summaries: dict[str, dict], kinds: bool = True) -> str:
+    """Markdown: the overall row of every retriever first, then planbot's per-kind rows."""
+    lines = ["| system | kind | " + " | ".join(COLS) + " |", "|" + "---|" * (len(COLS) + 2)]
+
+    def row(name: str, kind: str, m: dict) -> str:
+        cells = ["–" if m.get(c) is None else str(m[c]) for c in COLS]
+        return f"| {name} | {kind} | " + " | ".join(cells) + " |"
     for name, summary in summaries.items():
-        for kind, m in summary.items():
-            cells = ["" if m.get(c) is None else str(m[c]) for c in cols]
-            lines.append(f"| {name} | {kind} | " + " | ".join(cells) + " |")
+        lines.append(row(name, "overall", summary["overall"]))
+    last = list(summaries)[-1]
+    if kinds:
+        lines += [row(last, k, m) for k, m in summaries[last].items() if k != "overall"]
     return "\n".join(lines)

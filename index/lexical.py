@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 
-from .gazetteer import jieba_words
 from .textnorm import nfkc, simplify
 
 STOPWORDS = set(
@@ -24,14 +23,12 @@ def _jieba():
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    for word in jieba_words():
-        jieba.add_word(word, freq=20000, tag="ns")
     jieba.initialize()
     return jieba
 
 
 def tokenize(text: str) -> list[str]:
-    """jieba search-mode words, plus character bigrams ("#莱山"), which catch paraphrases and typos
+    """jieba search-mode words, plus character bigrams ("#县域"), which catch paraphrases and typos
     that jieba segments differently."""
     text = simplify(nfkc(text)).lower()
     words = [t for t in _jieba().cut_for_search(text) if t.strip() and _TOKEN_OK.search(t) and t not in STOPWORDS]

@@ -14,6 +14,7 @@ class Document:
     date: str = ""
     language: str = "zh-Hans"
     path: str = ""
+    pages: list[int] = field(default_factory=list)  # start offset of each page in `text` (pdf)
 
     @property
     def content_hash(self) -> str:
@@ -35,6 +36,15 @@ class Passage:
     text: str
     url: str = ""
     date: str = ""
+    page: int = 0  # 1-based page of a paged source (pdf); 0 when the source has no pages
+    language: str = ""
+
+    @property
+    def embed_text(self) -> str:
+        """What is embedded and indexed: the title and heading give a passage the context its
+        text may leave out (a table row does not repeat which county it is about)."""
+        head = " · ".join(x for x in (self.title, self.heading) if x)
+        return f"{head}\n{self.text}" if head else self.text
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +69,7 @@ class Citation:
         p = self.passage
         return {
             "rank": self.rank, "doc_id": p.doc_id, "title": p.title, "heading": p.heading,
-            "paragraph": p.paragraph, "url": p.url, "text": p.text,
+            "paragraph": p.paragraph, "url": p.url, "text": p.text, "date": p.date, "page": p.page,
             "best_sentence": self.best_sentence, "score": round(float(self.score), 4),
         }
 

@@ -153,7 +153,7 @@ def spot_check(stored: StoredIndex, encode_passages: Callable[[list[str]], np.nd
     if not n:
         return
     idx = sorted({0, n // 2, n - 1})
-    fresh = np.asarray(encode_passages([stored.passages[i].text for i in idx]), np.float32)
+    fresh = np.asarray(encode_passages([stored.passages[i].embed_text for i in idx]), np.float32)
     cosines = (fresh * stored.vectors[idx]).sum(axis=1)
     for i, cos in zip(idx, cosines):
         if cos < MIN_SPOT_COSINE:

@@ -1,68 +1,118 @@
-"""What a reader notices in an answer beyond "the right passage is first": their own words
-and English reach the plan's vocabulary, a two-place question cites both places, another
-city is refused by name, and a "who" question is answered with the name."""
+"""Issue 8: answers from general signals. The engine knows only what its documents say: places,
+organisations and years come from the indexed text, vocabulary from data files, weights from
+data/rank/model.json (fitted on the dev split). These tests use the real model and real files."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from index.glossary import bridge
-from index.textnorm import fold
+from index.evaluate import fold
+from index.loaders import read_document
 
-HOLDOUT = REPO / "data" / "eval" / "holdout.jsonl"
-
-
-def test_glossary_maps_everyday_and_english_words_to_plan_vocabulary():
-    assert {"航天", "发射"} <= set(bridge("哪里要在海面上放火箭"))
-    assert "风电" in bridge("wind power equipment")
-    assert bridge("莱山的主导产业是什么") == []  # plan words already: nothing to add
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "data" / "eval" / "corpus"
 
 
-@pytest.mark.parametrize("question, evidence", [
-    ("哪里在搞风力发电设备?", "风电装备制造全产业链"),
-    ("Which district is building a wind power equipment industry chain?", "风电装备制造全产业链"),
-    ("Where is the nuclear research industrial park being built?", "中国原子能科学研究院产业园"),
-])
-def test_everyday_and_english_wording_finds_the_passage_first(doc_engine, question, evidence):
-    a = doc_engine.answer(question)
+def test_index_code_holds_no_list_of_places_titles_or_vocabulary():
+    """The names the old gazetteer and glossary spelt out must not appear in index/*.py."""
+    names = ["莱山", "芝罘", "福山", "牟平", "蓬莱", "海阳", "招远", "书记", "航天", "风电", "laishan", "yantai"]
+    for path in (REPO / "index").glob("*.py"):
+        text = "\n".join(ln for ln in path.read_text(encoding="utf-8").splitlines()
+                         if not ln.startswith("PROBE = "))  # the model's probe sentence is not a list
+        found = [n for n in names if n in text]
+        assert not found, f"{path.name} names {found}"
+
+
+def test_vocabulary_is_derived_from_the_documents(doc_engine):
+    vocab = doc_engine._live.vocab
+    assert "莱山" in vocab.entities and "牟平" in vocab.entities  # 莱山区 folded to its core
+    assert vocab.repair("来山的主导产业") == ["莱山"]  # a homophone typo, repaired by pinyin
+    assert "莱山" in vocab.repair("What does Laishan focus on?")  # an English spelling
+
+
+def test_typo_question_cites_the_right_district(doc_engine):
+    a = doc_engine.answer("来山的主导产业是什么")
     assert a.answered, a.reason
-    assert fold(evidence) in fold(a.citations[0].passage.text)
+    assert "莱山" in a.citations[0].passage.text
 
 
-def test_two_place_question_cites_each_place_in_the_order_asked(doc_engine):
-    a = doc_engine.answer("长岛和昆嵛山在生态方面分别在做些什么?")
-    first, second = (c.passage.text for c in a.citations[:2])
-    assert "长岛" in first and "昆嵛山" not in first
-    assert "昆嵛山" in second and "长岛" not in second
+def test_unknown_place_is_refused_by_name(doc_engine):
+    a = doc_engine.answer("大连的县域经济怎么发展?")
+    assert not a.answered and a.citations == []
+    assert "大连" in a.reason
 
 
-@pytest.mark.parametrize("question, city", [("大连的县域经济怎么发展?", "大连"), ("日照市委书记是谁?", "日照")])
-def test_other_city_is_refused_by_name(doc_engine, question, city):
-    a = doc_engine.answer(question)
-    assert not a.answered and city in a.reason
+def test_docx_table_row_becomes_a_cited_passage(tmp_path):
+    """Each row is one line; each cell keeps its column header."""
+    import docx
+
+    d = docx.Document()
+    d.add_heading("某县重点项目", level=0)
+    d.add_heading("项目清单", level=1)
+    t = d.add_table(rows=3, cols=3)
+    for r, cells in enumerate([["项目", "投资", "进度"], ["海上光伏基地", "48亿元", "2024年开工"],
+                               ["冷链物流园", "12亿元", "已投产"]]):
+        for c, v in enumerate(cells):
+            t.cell(r, c).text = v
+    path = tmp_path / "projects.docx"
+    d.save(path)
+    doc = read_document(path)
+    assert "海上光伏基地：48亿元（投资）" in doc.text and "2024年开工（进度）。\n冷链物流园：12亿元（投资）" in doc.text
+    from index.chunking import chunk_document
+
+    rows = [p for p in chunk_document(doc) if "冷链物流园" in p.text]
+    assert rows and rows[0].heading == "项目清单"
 
 
-def test_who_question_is_answered_with_the_named_people(doc_engine):
-    a = doc_engine.answer("这篇报道是哪几位记者写的?")
-    assert a.answered and "慕溯" in a.text and "苗春雷" in a.text
+def test_wrapped_pdf_text_is_reflowed_and_pages_are_named():
+    doc = read_document(CORPUS / "zhaoyuan-huangjin-2025.pdf")
+    # the source breaks this sentence after "黄" and the number after "1"
+    assert "国内主要黄金上市公司" in doc.text
+    assert "年销售收入突破160亿元" in doc.text
+    assert "第2页" not in doc.text  # page footer dropped
+    from index.chunking import chunk_document
+
+    pages = {p.page for p in chunk_document(doc)}
+    assert pages == {1, 2}
 
 
-def test_holdout_evidence_sits_in_one_passage(doc_engine):
-    """The held-out questions (written after tuning) can only be scored if their evidence exists."""
-    rows = [json.loads(line) for line in HOLDOUT.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert len(rows) >= 25 and any(not r["answerable"] for r in rows)
-    passages = [fold(p.text) for p in doc_engine._live.stored.passages]
-    for row in rows:
-        for ev in row["evidence"]:
-            assert any(fold(ev) in p for p in passages), (row["id"], ev)
+def test_html_page_keeps_the_article_and_drops_site_chrome(tmp_path):
+    page = """<html><head><title>某区樱桃节开幕</title></head><body>
+    <div class="nav"><a href="/">首页</a> | <a href="/news">新闻中心</a> | <a href="/gov">政务公开</a></div>
+    <div class="article"><h1>某区樱桃节开幕</h1>
+    <p>5月28日，第五届樱桃节在某区开幕，全区樱桃种植面积已超过10万亩，年产量3000多万公斤。</p>
+    <p>本届樱桃节首次引入农超对接，采购商与果农现场签约，销售收入有望达到3.7亿元。</p></div>
+    <div class="footer">版权所有 某某网 联系我们 网站地图 打印本页 关闭窗口</div></body></html>"""
+    path = tmp_path / "cherry.html"
+    path.write_text(page, encoding="utf-8")
+    doc = read_document(path)
+    assert "全区樱桃种植面积已超过10万亩" in doc.text
+    for chrome in ("新闻中心", "政务公开", "版权所有", "网站地图"):
+        assert chrome not in doc.text
+    assert doc.title == "某区樱桃节开幕"
 
 
-@pytest.mark.parametrize("question, word", [
-    ("莱山如何延长产业链?", "延长"), ("烟台各市的县域经济目标是什么?", "各市"),
-    ("烟台南部的区市有什么产业?", "南部"), ("哪里在建灯塔工厂?", "灯塔"),
-])
-def test_everyday_words_that_are_also_city_names_are_not_refused_as_places(doc_engine, question, word):
-    a = doc_engine.answer(question)
-    assert word not in a.reason, a.reason
+def test_citations_carry_document_date_and_readable_snippets(doc_engine):
+    a = doc_engine.answer("牟平的主导产业是什么")
+    assert a.answered
+    for c in a.citations:
+        assert c.passage.date.startswith("2021") and c.to_dict()["date"] == c.passage.date
+        assert len(c.passage.text) <= 600
+
+
+def test_year_question_names_what_is_missing(doc_engine):
+    a = doc_engine.answer("2019年牟平区的地区生产总值是多少?")
+    assert not a.answered
+    assert "2019" in a.reason
+
+
+def test_fitted_model_is_data_with_its_command():
+    model = json.loads((REPO / "data" / "rank" / "model.json").read_text(encoding="utf-8"))
+    assert model["info"]["command"].startswith("planbot fit")
+    assert "data/eval/dev.jsonl" in model["info"]["fitted_on"]
+    assert "test.jsonl" not in json.dumps(model["info"])  # the frozen split is never fitted on

@@ -78,16 +78,6 @@ def test_traditional_and_english_questions_find_the_passage(doc_engine, gold, qi
     assert cited(a, row["evidence"]), [c.passage.text[:30] for c in a.citations]
 
 
-def test_refuses_a_year_outside_the_plan(doc_engine):
-    a = doc_engine.answer("到2025年烟台县域经济要达到什么目标?")
-    assert not a.answered and "2025" in a.reason
-
-
-def test_year_refusal_states_the_publication_year(doc_engine):
-    a = doc_engine.answer("到2025年烟台县域经济要达到什么目标?")
-    assert "发布于2021年" in a.reason
-
-
 @pytest.mark.parametrize("question", ["", "   ", "？？"])
 def test_empty_question_is_refused_politely(doc_engine, question):
     a = doc_engine.answer(question)
@@ -116,7 +106,7 @@ def cli(session_var, doc_engine, gold, tmp_path_factory) -> dict[str, subprocess
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     runs = {
         "ask": ["ask", "--json", "莱山的主导产业是什么"],
-        "eval": ["eval", str(subset), "--json"],
+        "eval": ["eval", str(subset), "--json", "--retriever", "all"],
         "blank": ["ask", "   "],
     }
     procs = {name: subprocess.Popen([str(REPO / ".venv" / "bin" / "planbot"), *args], cwd=REPO, env=env,
@@ -133,29 +123,31 @@ def test_cli_ask_json(cli):
     proc = cli["ask"]
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert set(out) == {"question", "answered", "reason", "citations", "latency_ms"}
+    assert {"question", "answered", "reason", "answer", "citations", "latency_ms"} <= set(out)
     assert out["question"] == "莱山的主导产业是什么" and out["answered"] is True
     assert out["citations"] and isinstance(out["latency_ms"], (int, float))
     for rank, c in enumerate(out["citations"], 1):
-        assert {"rank", "doc_id", "title", "heading", "url", "text", "score"} <= set(c)
+        assert {"rank", "doc_id", "title", "heading", "url", "text", "score", "date"} <= set(c)
         assert c["rank"] == rank and c["url"] == ARTICLE_URL
         assert c["doc_id"] == "yantai-county-economy-2021"
     assert any("莱山" in c["text"] for c in out["citations"])
 
 
 def test_cli_eval_json(cli):
+    """planbot and the three plain baselines, scored on the same questions in one run."""
     proc = cli["eval"]
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
-    overall = out["metrics"]["overall"]
-    assert {"hit@1", "hit@3", "mrr", "refusal_accuracy", "false_refusals", "p50_ms", "p95_ms"} <= set(overall)
-    assert (overall["n"], overall["answerable"], overall["unanswerable"]) == (10, 7, 3)
-    assert [r["id"] for r in out["results"]] == EVAL_IDS
-    answerable = [r for r in out["results"] if r["gold_answerable"]]
-    hits1 = sum(r["answered"] and r["hit_rank"] == 1 for r in answerable)
-    assert overall["hit@1"] == round(hits1 / len(answerable), 3)
-    refused = sum(not r["answered"] for r in out["results"] if not r["gold_answerable"])
-    assert overall["refusal_accuracy"] == round(refused / 3, 3)
+    runs = json.loads(proc.stdout)["runs"]
+    assert set(runs) == {"bm25", "dense", "rrf", "hybrid"}
+    for name, run in runs.items():
+        overall = run["metrics"]["overall"]
+        assert {"hit@1", "hit@3", "mrr", "refused", "false_refusals", "snippet_median", "snippet_max"} <= set(overall)
+        assert (overall["n"], overall["answerable"], overall["unanswerable"]) == (10, 7, 3)
+        assert [r["id"] for r in run["results"]] == EVAL_IDS
+        answerable = [r for r in run["results"] if r["gold_answerable"]]
+        hits1 = sum(r["answered"] and r["hit_rank"] == 1 for r in answerable)
+        assert overall["hit@1"] == round(hits1 / len(answerable), 3)
+    assert runs["bm25"]["metrics"]["overall"]["refused"] == 0.0  # baselines never refuse
 
 
 def test_cli_ask_blank_question(cli):

@@ -1,0 +1,82 @@
+"""Fit the reranker and the refusal decision on a dev split; write them as data.
+
+Ranker: logistic regression (scikit-learn) on every candidate of every answerable dev question,
+label 1 where the passage holds an evidence string. Refusal: logistic regression on the
+refusal features of each dev question's best passage, label "answerable"; its threshold is the
+one that refuses most unanswerable dev questions while refusing at most 5% of answerable ones.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Engine
+from .evaluate import fold, load_gold
+from .features import NAMES
+from .rank import REFUSAL_NAMES, Linear, RankModel
+from .vocab import curated
+
+MAX_FALSE_REFUSALS = 0.05
+
+
+def _linear(names: list[str], x: np.ndarray, y: np.ndarray, c: float) -> Linear:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000).fit((x - mean) / scale, y)
+    return Linear(names, lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), mean.astype(np.float32),
+                  scale.astype(np.float32))
+
+
+def fit(engine: Engine, paths: list[Path], out: Path, c_rank: float = 0.5, c_refuse: float = 0.1) -> dict:
+    gold = [row for p in paths for row in load_gold(p)]
+    live = engine._live
+    passages = live.stored.passages
+    folded = [fold(p.text) for p in passages]
+    xs, ys = [], []
+    engine._model = RankModel(None, None, 0.0, {})  # candidates in RRF order, features as served
+    for row in gold:
+        if not row["answerable"]:
+            continue
+        q = engine.analyse(row["question"], live)
+        hits = engine.search(q, k=10 ** 6, retriever="hybrid", live=live)
+        ev = [fold(e) for e in row["evidence"]]
+        for p, _, x in hits:
+            xs.append(x)
+            ys.append(int(any(e in folded[passages.index(p)] for e in ev)))
+    ranker = _linear(NAMES, np.vstack(xs), np.array(ys), c_rank)
+    engine._model = RankModel(ranker, None, 0.0, {})
+    cues = curated(str(engine.settings.vocab_dir)).cues
+    rx, ry = [], []
+    for row in gold:
+        q = engine.analyse(row["question"], live)
+        hits = engine.search(q, k=5, retriever="hybrid", live=live)
+        r, _, _ = engine.refusal_inputs(q, live, hits, passages.index(hits[0][0]), cues)
+        rx.append(r)
+        ry.append(int(row["answerable"]))
+    rx, ry = np.vstack(rx), np.array(ry)
+    refusal = _linear(REFUSAL_NAMES, rx, ry, c_refuse)
+    p = refusal.score(rx)
+    best = (-1.0, 0.0)
+    for t in sorted(set(np.round(p, 4))):
+        false_ref = float(np.mean(p[ry == 1] < t))
+        refused = float(np.mean(p[ry == 0] < t)) if (ry == 0).any() else 0.0
+        if false_ref <= MAX_FALSE_REFUSALS and refused > best[0]:
+            best = (refused, float(t))
+    threshold = best[1]
+    info = {
+        "fitted_on": [str(p) for p in paths], "documents": len(engine.documents()), "passages": len(passages),
+        "ranker_rows": len(ys), "ranker_positives": int(sum(ys)), "questions": len(gold),
+        "dev_refused": round(best[0], 3), "dev_false_refusals": round(float(np.mean(p[ry == 1] < threshold)), 3),
+        "threshold": threshold, "date": dt.date.today().isoformat(),
+        "command": "planbot fit " + " ".join(str(p) for p in paths),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"ranker": ranker.to_dict(), "refusal": refusal.to_dict(), "threshold": threshold,
+                               "info": info}, ensure_ascii=False, indent=1), encoding="utf-8")
+    engine._model = None
+    return info

@@ -1,0 +1,77 @@
+"""What a question asks: its words, the corpus entities and years it names, the kind of value it
+wants, whether it wants the newest figure, and words it uses that the corpus does not know."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .lexical import STOPWORDS, pos_tags, tokenize
+from .textnorm import nfkc, simplify
+from .translate import chinese_to_english, english_to_chinese
+from .vocab import ENTITY_TAGS, YEAR, CorpusVocab, Curated, core, dictionary_places
+
+
+@dataclass
+class Question:
+    text: str
+    simplified: str
+    english: bool
+    content: list[str]  # content words, question words and stop words removed
+    entities: list[str]  # corpus entities named (repaired spellings included)
+    unknown: list[str]  # names the question uses as entities that no document mentions
+    unknown_places: list[str]  # of those, the ones that are places (jieba's tag or dictionary)
+    years: list[str]
+    asks: str | None  # date / person / count / number
+    recent: bool
+    terms: list[str] = field(default_factory=list)  # glossary + dictionary translations
+    tokens: list[str] = field(default_factory=list)  # BM25 query tokens
+    parts: list[str] = field(default_factory=list)  # sub-questions of a multi-part question
+
+    @property
+    def dense_text(self) -> str:
+        """The question with its repaired names and translated terms appended for the encoder."""
+        extra = [t for t in self.entities + self.terms if t not in self.simplified]
+        return self.simplified + ("（" + "、".join(extra[:8]) + "）" if extra else "")
+
+
+def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens) -> Question:
+    text = nfkc(text).strip()
+    simp = simplify(text)
+    low = simp.lower()
+    english = len(re.findall(r"[A-Za-z]", simp)) > 2 * len(re.findall(r"[\u4e00-\u9fff]", simp))
+    cues = curated.cues
+    qwords = re.compile(cues.get("question_words", "^$"))
+    tags = pos_tags(simp)
+    content = []
+    for w, f in tags:
+        w2 = qwords.sub("", w).strip().lower()
+        if len(w2) >= 2 or re.fullmatch(r"[\u4e00-\u9fff]", w2 or "") and f.startswith("n"):
+            if w2 not in STOPWORDS and re.search(r"\w", w2) and w2 not in content:
+                content.append(w2)
+    entities = vocab.find(simp)
+    entities += [e for e in vocab.repair(simp) if e not in entities]
+    unknown = []
+    for w, f in tags:
+        if f in ENTITY_TAGS and re.fullmatch(r"[\u4e00-\u9fff]{2,}", w) and not qwords.search(w) and not vocab.find(w) \
+                and core(w) not in vocab.entities and not any(core(w) in e or e in w for e in entities):
+            unknown.append(w)
+    for i, (w, f) in enumerate(tags):  # a city the dictionary knows, used as a place (大连的…, 威海市…)
+        nxt = tags[i + 1][0] if i + 1 < len(tags) else ""
+        if w in dictionary_places() and w not in unknown and not vocab.find(w) and w not in vocab.entities \
+                and (f == "ns" or nxt[:1] in ("市", "县", "的", "区")):
+            unknown.append(w)
+    places = [w for w in unknown if w in dictionary_places() or dict(tags).get(w) == "ns"]
+    years = [y for y in YEAR.findall(simp)]
+    asks = next((k for k, pat in cues.get("asks", {}).items() if re.search(pat, low)), None)
+    recent = bool(re.search(cues.get("recent", "^$"), low))
+    terms = curated.bridge(simp)
+    if english:
+        terms += [t for t in english_to_chinese(simp, known_tokens) if t not in terms]
+    else:
+        terms += [t for t in chinese_to_english([c for c in content if re.search(r"[\u4e00-\u9fff]", c)],
+                                                known_tokens) if t not in terms]
+    tokens = tokenize(simp) + [t for e in entities for t in tokenize(e)] + [t for x in terms for t in tokenize(x)]
+    parts = [p.strip() for p in re.split(cues.get("part_split", "$^"), simp) if len(p.strip()) >= 2]
+    return Question(text=text, simplified=simp, english=english, content=content, entities=entities,
+                    unknown=unknown, unknown_places=places, years=years, asks=asks, recent=recent, terms=terms, tokens=tokens,
+                    parts=parts if len(parts) >= 2 else [])

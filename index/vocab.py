@@ -1,0 +1,193 @@
+"""What a corpus knows, derived from its own text, plus the curated vocabulary in data/.
+
+Nothing here names a place: entities (places, organisations, people) are the words jieba tags
+as such in the indexed passages, with administrative suffixes folded (X山区 -> X山); their
+pinyin gives English spellings and homophone repairs. Curated word lists (everyday words ->
+document words, question cues) are data files an admin can extend.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .lexical import pos_tags
+from .models import Passage
+from .textnorm import simplify
+
+ENTITY_TAGS = {"ns", "nt", "nr", "nz", "nrt"}
+PLACE_TAGS = {"ns"}
+# Administrative and organisational suffixes: a name with one is folded to its core as well.
+SUFFIX = re.compile(r"(经济技术开发区|高新技术产业开发区|开发区|高新区|新区|园区|保护区|自治县|县级市|[区市县镇乡港省])$")
+YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)(?!\s*(?:亿|万|多|余|元|个|项|家|吨|米|人|公里))")
+_HANZI = re.compile(r"[\u4e00-\u9fff]+")
+
+
+def core(name: str) -> str:
+    """X山区 -> X山; a bare two-character core is kept whole (东区 stays 东区)."""
+    stripped = SUFFIX.sub("", name)
+    return stripped if len(stripped) >= 2 else name
+
+
+def passage_context(p: Passage) -> str:
+    """What the ranker reads for a passage: its document title and heading give context the
+    text itself may leave out (a table row does not repeat which county it is about)."""
+    return simplify(f"{p.title} {p.heading}\n{p.text}")
+
+
+@dataclass
+class CorpusVocab:
+    entities: dict[str, np.ndarray] = field(default_factory=dict)  # core name -> passages naming it
+    kinds: dict[str, str] = field(default_factory=dict)  # core name -> jieba tag (ns, nt, nr…)
+    years: dict[str, np.ndarray] = field(default_factory=dict)  # year -> passages naming it or dated so
+    passage_entities: list[list[str]] = field(default_factory=list)
+    pinyin: dict[str, str] = field(default_factory=dict)  # toneless pinyin -> name
+
+    @classmethod
+    def build(cls, passages: list[Passage]) -> "CorpusVocab":
+        texts = [passage_context(p) for p in passages]
+        kinds: dict[str, str] = {}
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        per_passage: list[set[str]] = []
+        for text in texts:
+            found = set()
+            for word, flag in pos_tags(text):
+                if flag in ENTITY_TAGS and _HANZI.fullmatch(word) and len(word) >= 2:
+                    c = core(word)
+                    counts[c, flag] += 1
+                    found.add(c)
+            per_passage.append(found)
+        for (c, flag), k in sorted(counts.items(), key=lambda kv: -kv[1]):  # the tag it has most often
+            kinds.setdefault(c, flag)
+        # a name counts wherever it occurs, not only where jieba tagged it
+        names = sorted(kinds, key=len, reverse=True)
+        ents: dict[str, list[int]] = defaultdict(list)
+        pe: list[list[str]] = []
+        for i, text in enumerate(texts):
+            here = [n for n in names if n in text]
+            pe.append(here)
+            for n in here:
+                ents[n].append(i)
+        years: dict[str, list[int]] = defaultdict(list)
+        for i, (p, text) in enumerate(zip(passages, texts)):
+            ys = set(YEAR.findall(text)) | ({p.date[:4]} if p.date[:4].isdigit() else set())
+            for y in ys:
+                years[y].append(i)
+        vocab = cls(
+            entities={n: np.array(ix, np.int64) for n, ix in ents.items()},
+            kinds=kinds, years={y: np.array(ix, np.int64) for y, ix in years.items()},
+            passage_entities=pe,
+        )
+        vocab.pinyin = _pinyin_index(list(kinds))
+        return vocab
+
+    def places_in(self, i: int) -> list[str]:
+        return [n for n in self.passage_entities[i] if self.kinds.get(n) in PLACE_TAGS]
+
+    def people_in(self, i: int) -> list[str]:
+        return [n for n in self.passage_entities[i] if self.kinds.get(n) in ("nr", "nrt")]
+
+    def find(self, text: str) -> list[str]:
+        """Corpus entities a (simplified) text names, longest first, no name inside another."""
+        out: list[str] = []
+        for n in sorted(self.entities, key=len, reverse=True):
+            if n in text and not any(n in o for o in out):
+                out.append(n)
+        return out
+
+    def repair(self, text: str) -> list[str]:
+        """Entities the text means but spells in pinyin or English or with a homophone
+        (one character swapped for another of the same sound): matched on toneless pinyin."""
+        from pypinyin import lazy_pinyin
+
+        out: list[str] = []
+        low = text.lower()
+        for word in re.findall(r"[a-z]{4,}", low):
+            name = self.pinyin.get(word)
+            if name and name not in out:
+                out.append(name)
+        for run in _HANZI.findall(text):
+            py = lazy_pinyin(run)
+            for size in (2, 3):
+                for i in range(len(run) - size + 1):
+                    window = run[i:i + size]
+                    name = self.pinyin.get("".join(py[i:i + size]))
+                    if name and name != window and name not in text and name not in out \
+                            and len(name) == size and sum(a != b for a, b in zip(name, window)) == 1:
+                        out.append(name)
+        return out
+
+
+def _pinyin_index(names: list[str]) -> dict[str, str]:
+    from pypinyin import lazy_pinyin
+
+    seen: dict[str, str] = {}
+    clash: set[str] = set()
+    for n in names:
+        if 2 <= len(n) <= 4:
+            key = "".join(lazy_pinyin(n))
+            if key in seen and seen[key] != n:
+                clash.add(key)
+            seen.setdefault(key, n)
+    return {k: v for k, v in seen.items() if k not in clash}
+
+
+@functools.lru_cache(maxsize=1)
+def dictionary_places() -> frozenset[str]:
+    """Cities and counties jieba's own dictionary knows (大连市 ns -> 大连), so a question about a
+    place no document mentions is recognised even where jieba tags the bare name otherwise.
+    Names that are mainly everyday words (延长 v, 南部 f) are left out."""
+    import jieba
+
+    tags, names = {}, set()
+    with jieba.dt.get_dict_file() as f:
+        for line in f.read().decode("utf-8").splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                tags[parts[0]] = parts[2]
+                if parts[2] == "ns" and re.fullmatch(r"[\u4e00-\u9fff]{2,4}[市县]", parts[0]):
+                    names.add(parts[0][:-1])
+    everyday = {"v", "vn", "vd", "a", "ad", "an", "r", "f", "b", "t", "i", "m", "s", "c", "p"}
+    return frozenset(n for n in names if len(n) >= 2 and tags.get(n) not in everyday and n[0] not in "各全本该此这那外")
+
+
+@dataclass
+class Curated:
+    """data/vocab: glossary (word -> document words) and question cues."""
+    glossary: dict[str, list[str]]
+    cues: dict
+
+    @classmethod
+    def load(cls, folder: Path) -> "Curated":
+        glossary: dict[str, list[str]] = {}
+        path = Path(folder) / "glossary.tsv"
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and not line.startswith("#") and "\t" in line:
+                    word, terms = line.split("\t", 1)
+                    glossary[word.strip().lower()] = [t.strip() for t in terms.split("|") if t.strip()]
+        cues_path = Path(folder) / "question.json"
+        cues = json.loads(cues_path.read_text(encoding="utf-8")) if cues_path.exists() else {}
+        return cls(glossary, cues)
+
+    def bridge(self, text: str) -> list[str]:
+        """Document words for the everyday or English words the text uses."""
+        low = text.lower()
+        words = set(re.findall(r"[a-z][a-z\-]*", low))
+        out: list[str] = []
+        for word, terms in self.glossary.items():
+            hit = (word in words or (" " in word and re.search(rf"\b{re.escape(word)}\b", low))) \
+                if re.match(r"[a-z]", word) else word in low
+            if hit:
+                out.extend(t for t in terms if t not in low and t not in out)
+        return out
+
+
+@functools.lru_cache(maxsize=4)
+def curated(folder: str) -> Curated:
+    return Curated.load(Path(folder))
