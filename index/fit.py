@@ -32,12 +32,33 @@ def _linear(names: list[str], x: np.ndarray, y: np.ndarray, c: float) -> Linear:
                   scale.astype(np.float32))
 
 
+def _pairwise(names: list[str], x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float) -> Linear:
+    """Pairwise logistic ranking (RankNet-style, linear): within each question, every passage
+    holding the answer against every one that does not. Scores only need to order passages
+    of one question, so features whose level differs between questions cancel out."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+    diffs = []
+    for g in np.unique(groups):
+        idx = np.where(groups == g)[0]
+        pos, neg = idx[y[idx] == 1], idx[y[idx] == 0]
+        for i in pos:
+            diffs.append(z[i] - z[neg])
+    d = np.vstack(diffs)
+    lr = LogisticRegression(C=c, fit_intercept=False, max_iter=4000).fit(np.vstack([d, -d]),
+                                                                        np.r_[np.ones(len(d)), np.zeros(len(d))])
+    return Linear(names, lr.coef_[0].astype(np.float32), 0.0, mean.astype(np.float32), scale.astype(np.float32))
+
+
 def fit(engine: Engine, paths: list[Path], out: Path, c_rank: float = 0.5, c_refuse: float = 0.1) -> dict:
     gold = [row for p in paths for row in load_gold(p)]
     live = engine._live
     passages = live.stored.passages
     folded = [fold(p.text) for p in passages]
-    xs, ys = [], []
+    xs, ys, groups = [], [], []
     engine._model = RankModel(None, None, 0.0, {})  # candidates in RRF order, features as served
     for row in gold:
         if not row["answerable"]:
@@ -48,7 +69,8 @@ def fit(engine: Engine, paths: list[Path], out: Path, c_rank: float = 0.5, c_ref
         for p, _, x in hits:
             xs.append(x)
             ys.append(int(any(e in folded[passages.index(p)] for e in ev)))
-    ranker = _linear(NAMES, np.vstack(xs), np.array(ys), c_rank)
+            groups.append(row["id"])
+    ranker = _pairwise(NAMES, np.vstack(xs), np.array(ys), np.array(groups), c_rank)
     engine._model = RankModel(ranker, None, 0.0, {})
     cues = curated(str(engine.settings.vocab_dir)).cues
     rx, ry = [], []

@@ -36,14 +36,17 @@ class Question:
 
 def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens) -> Question:
     text = nfkc(text).strip()
-    simp = simplify(text)
+    simp = vocab.correct(simplify(text))  # 来山 -> the corpus's own spelling, before anything else
     low = simp.lower()
     english = len(re.findall(r"[A-Za-z]", simp)) > 2 * len(re.findall(r"[\u4e00-\u9fff]", simp))
     cues = curated.cues
     qwords = re.compile(cues.get("question_words", "^$"))
     tags = pos_tags(simp)
     content = []
+    ctags = re.compile(cues.get("content_tags", ""))
     for w, f in tags:
+        if not ctags.match(f):
+            continue
         w2 = qwords.sub("", w).strip().lower()
         if len(w2) >= 2 or re.fullmatch(r"[\u4e00-\u9fff]", w2 or "") and f.startswith("n"):
             if w2 not in STOPWORDS and re.search(r"\w", w2) and w2 not in content:
@@ -53,14 +56,16 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens) -> Qu
     unknown = []
     for w, f in tags:
         if f in ENTITY_TAGS and re.fullmatch(r"[\u4e00-\u9fff]{2,}", w) and not qwords.search(w) and not vocab.find(w) \
-                and core(w) not in vocab.entities and not any(core(w) in e or e in w for e in entities):
+                and core(w) not in vocab.entities and not any(core(w) in e or e in w for e in entities) \
+                and not vocab.repair(w):  # a misspelt known name (来山) is not unknown
             unknown.append(w)
     for i, (w, f) in enumerate(tags):  # a city the dictionary knows, used as a place (大连的…, 威海市…)
         nxt = tags[i + 1][0] if i + 1 < len(tags) else ""
         if w in dictionary_places() and w not in unknown and not vocab.find(w) and w not in vocab.entities \
+                and not vocab.repair(w) \
                 and (f == "ns" or nxt[:1] in ("市", "县", "的", "区")):
             unknown.append(w)
-    places = [w for w in unknown if w in dictionary_places() or dict(tags).get(w) == "ns"]
+    places = [w for w in unknown if w in dictionary_places() or core(w) in dictionary_places()]
     years = [y for y in YEAR.findall(simp)]
     asks = next((k for k, pat in cues.get("asks", {}).items() if re.search(pat, low)), None)
     recent = bool(re.search(cues.get("recent", "^$"), low))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .lexical import pos_tags
+from .lexical import STOPWORDS, pos_tags
 from .models import Passage
 from .textnorm import simplify
 
@@ -58,9 +58,9 @@ class CorpusVocab:
             found = set()
             for word, flag in pos_tags(text):
                 if flag in ENTITY_TAGS and _HANZI.fullmatch(word) and len(word) >= 2:
-                    c = core(word)
-                    counts[c, flag] += 1
-                    found.add(c)
+                    for c in {word, core(word)}:  # 烟台港 and 烟台, 莱山区 and 莱山
+                        counts[c, flag] += 1
+                        found.add(c)
             per_passage.append(found)
         for (c, flag), k in sorted(counts.items(), key=lambda kv: -kv[1]):  # the tag it has most often
             kinds.setdefault(c, flag)
@@ -101,26 +101,85 @@ class CorpusVocab:
         return out
 
     def repair(self, text: str) -> list[str]:
-        """Entities the text means but spells in pinyin or English or with a homophone
-        (one character swapped for another of the same sound): matched on toneless pinyin."""
+        """Entities the text means but spells in pinyin/English or with a homophone: matched on
+        toneless pinyin."""
+        return [name for name, _ in self.misspellings(text)]
+
+    def misspellings(self, text: str) -> list[tuple[str, str]]:
+        """(corpus name, what the text wrote): a pinyin/English spelling (whole word), or a
+        Chinese window of the same length differing in one character whose syllable sounds the
+        same or close (same initial or same final)."""
         from pypinyin import lazy_pinyin
 
-        out: list[str] = []
+        out: list[tuple[str, str]] = []
         low = text.lower()
         for word in re.findall(r"[a-z]{4,}", low):
             name = self.pinyin.get(word)
-            if name and name not in out:
-                out.append(name)
+            if name and name not in [o[0] for o in out]:
+                out.append((name, word))
+        names = self._by_length()
         for run in _HANZI.findall(text):
             py = lazy_pinyin(run)
-            for size in (2, 3):
+            for size in (4, 3, 2):
                 for i in range(len(run) - size + 1):
                     window = run[i:i + size]
-                    name = self.pinyin.get("".join(py[i:i + size]))
-                    if name and name != window and name not in text and name not in out \
-                            and len(name) == size and sum(a != b for a, b in zip(name, window)) == 1:
-                        out.append(name)
+                    if window in self.entities or _is_word(window) or any(ch in STOPWORDS for ch in window) or any(window in o[1] or o[1] in window for o in out):
+                        continue  # a real word (开工) is not a misspelt name
+                    best = None  # same sound beats a close one; then the name more passages use
+                    for name, name_py in names.get(size, ()):
+                        diff = [j for j in range(size) if window[j] != name[j]]
+                        if len(diff) == 1 and name not in text and _close(py[i + diff[0]], name_py[diff[0]]):
+                            rank = (py[i + diff[0]] == name_py[diff[0]], len(self.entities.get(name, ())))
+                            if best is None or rank > best[0]:
+                                best = (rank, name)
+                    if best:
+                        out.append((best[1], window))
         return out
+
+    @functools.cached_property
+    def _names_py(self) -> dict[int, list[tuple[str, list[str]]]]:
+        from pypinyin import lazy_pinyin
+
+        out: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
+        for n in self.kinds:
+            if 2 <= len(n) <= 4 and _HANZI.fullmatch(n):
+                out[len(n)].append((n, lazy_pinyin(n)))
+        return out
+
+    def _by_length(self) -> dict[int, list[tuple[str, list[str]]]]:
+        return self._names_py
+
+    def correct(self, text: str) -> str:
+        """The text with misspelt corpus names written as the corpus writes them."""
+        for name, wrote in self.misspellings(text):
+            if re.fullmatch(r"[\u4e00-\u9fff]+", wrote):
+                text = text.replace(wrote, name)
+        return text
+
+
+def _is_word(text: str) -> bool:
+    import jieba
+
+    from .lexical import _jieba
+
+    _jieba()
+    return jieba.dt.FREQ.get(text, 0) > 0
+
+
+_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c",
+             "s", "y", "w")
+
+
+def _close(a: str, b: str) -> bool:
+    """Two syllables a reader might confuse: the same, or sharing the initial or the final."""
+    if a == b:
+        return True
+
+    def split(s: str) -> tuple[str, str]:
+        ini = next((i for i in _INITIALS if s.startswith(i)), "")
+        return ini, s[len(ini):]
+    (ia, fa), (ib, fb) = split(a), split(b)
+    return (ia == ib and ia != "") or (fa == fb and fa != "")
 
 
 def _pinyin_index(names: list[str]) -> dict[str, str]:
