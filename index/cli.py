@@ -127,11 +127,16 @@ def cmd_eval(args) -> int:
 
 
 def cmd_fit(args) -> int:
+    """Each question file is fitted against its own corpus: PATH@DIR,DIR (default: --docs)."""
     from .evaluate import corpus_engine
     from .fit import fit
 
-    engine = corpus_engine([Path(d) for d in args.docs])
-    info = fit(engine, [Path(p) for p in args.path], Path(args.out))
+    sets = []
+    for spec in args.path:
+        path, _, dirs = spec.partition("@")
+        folders = dirs.split(",") if dirs else args.docs
+        sets.append((corpus_engine([Path(d) for d in folders]), [Path(path)]))
+    info = fit(sets, Path(args.out))
     print(json.dumps(info, ensure_ascii=False, indent=2))
     return 0
 
@@ -167,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "under var/eval); default: the configured index")
     e.set_defaults(func=cmd_eval)
     f = sub.add_parser("fit", help="fit the reranker and refusal weights on a dev split")
-    f.add_argument("path", nargs="+", help="dev question files")
+    f.add_argument("path", nargs="+", help="question files to fit on, each optionally FILE@DIR,DIR (its corpus)")
     f.add_argument("--docs", nargs="+", default=["data/docs", "data/eval/corpus"])
     f.add_argument("--out", default="data/rank/model.json")
     f.set_defaults(func=cmd_fit)

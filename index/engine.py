@@ -329,23 +329,28 @@ class Engine:
         type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
         ent = sum(e in ctx for e in q.entities) / len(q.entities) if q.entities else 1.0
         r = refusal_features(x, scores, np.arange(len(hits)), q, live.years, top_years, type_in_top, ent,
-                             self._missing_words(q, live, [live.contexts[top_idx]] + [passage_context(h[0]) for h in hits[1:3]]))
+                             self._missing_words(q, live, [live.contexts[top_idx]] + [passage_context(h[0]) for h in hits[1:3]],
+                                                 [simplify(s) for h in hits[:3] for s in split_sentences(h[0].text)], cues))
         return r, ctx, type_in_top
 
     @staticmethod
-    def _missing_words(q: Question, live: _Live, contexts: list[str]) -> tuple[float, float, float]:
+    def _missing_words(q: Question, live: _Live, contexts: list[str], sentences: list[str],
+                       cues: dict) -> tuple[float, float, float, float]:
         """What the question asks about beyond its names: words absent from the best passage,
-        from the top three, from the whole corpus (员工, 票价, 区长 where no document has them)."""
+        from the top three, from the whole corpus (员工, 票价, 区长 where no document has them),
+        and how much of it one sentence of the top three holds next to a value of the asked kind."""
         words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}", w)
                  and not any(w in e or e in w for e in q.entities)]
         if not words:
-            return 0.0, 0.0, 0.0
+            return 0.0, 0.0, 0.0, 1.0
+
         def absent(text: str) -> float:
             return sum(w not in text for w in words) / len(words)
         top3 = "\n".join(contexts)
         corpus = sum(w not in live.bm25.vocab and not all("#" + w[i:i + 2] in live.bm25.vocab
                      for i in range(len(w) - 1)) for w in words)
-        return absent(contexts[0]), absent(top3), float(corpus)
+        support = max((1 - absent(s) for s in sentences if not q.asks or has_value(q.asks, s, cues)), default=0.0)
+        return absent(contexts[0]), absent(top3), float(corpus), support
 
     def _refusal(self, q: Question, live: _Live, hits, top_idx: int, cues: dict) -> str | None:
         r, ctx, type_in_top = self.refusal_inputs(q, live, hits, top_idx, cues)

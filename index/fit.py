@@ -53,8 +53,7 @@ def _pairwise(names: list[str], x: np.ndarray, y: np.ndarray, groups: np.ndarray
     return Linear(names, lr.coef_[0].astype(np.float32), 0.0, mean.astype(np.float32), scale.astype(np.float32))
 
 
-def fit(engine: Engine, paths: list[Path], out: Path, c_rank: float = 0.5, c_refuse: float = 0.1) -> dict:
-    gold = [row for p in paths for row in load_gold(p)]
+def _ranker_rows(engine: Engine, gold: list[dict]) -> tuple[list, list, list]:
     live = engine._live
     passages = live.stored.passages
     folded = [fold(p.text) for p in passages]
@@ -64,22 +63,43 @@ def fit(engine: Engine, paths: list[Path], out: Path, c_rank: float = 0.5, c_ref
         if not row["answerable"]:
             continue
         q = engine.analyse(row["question"], live)
-        hits = engine.search(q, k=10 ** 6, retriever="hybrid", live=live)
         ev = [fold(e) for e in row["evidence"]]
-        for p, _, x in hits:
+        for p, _, x in engine.search(q, k=10 ** 6, retriever="hybrid", live=live):
             xs.append(x)
             ys.append(int(any(e in folded[passages.index(p)] for e in ev)))
-            groups.append(row["id"])
-    ranker = _pairwise(NAMES, np.vstack(xs), np.array(ys), np.array(groups), c_rank)
-    engine._model = RankModel(ranker, None, 0.0, {})
+            groups.append(f"{id(engine)}:{row['id']}")
+    return xs, ys, groups
+
+
+def _refusal_rows(engine: Engine, gold: list[dict]) -> tuple[list, list]:
+    live = engine._live
     cues = curated(str(engine.settings.vocab_dir)).cues
     rx, ry = [], []
     for row in gold:
         q = engine.analyse(row["question"], live)
         hits = engine.search(q, k=5, retriever="hybrid", live=live)
-        r, _, _ = engine.refusal_inputs(q, live, hits, passages.index(hits[0][0]), cues)
+        r, _, _ = engine.refusal_inputs(q, live, hits, live.stored.passages.index(hits[0][0]), cues)
         rx.append(r)
         ry.append(int(row["answerable"]))
+    return rx, ry
+
+
+def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c_refuse: float = 0.1) -> dict:
+    """`sets`: (engine over a corpus, question files about it). Every set adds rows to both fits."""
+    golds = [(engine, [row for p in paths for row in load_gold(p)]) for engine, paths in sets]
+    xs, ys, groups = [], [], []
+    for engine, gold in golds:
+        a, b, c = _ranker_rows(engine, gold)
+        xs += a
+        ys += b
+        groups += c
+    ranker = _pairwise(NAMES, np.vstack(xs), np.array(ys), np.array(groups), c_rank)
+    rx, ry = [], []
+    for engine, gold in golds:
+        engine._model = RankModel(ranker, None, 0.0, {})
+        a, b = _refusal_rows(engine, gold)
+        rx += a
+        ry += b
     rx, ry = np.vstack(rx), np.array(ry)
     refusal = _linear(REFUSAL_NAMES, rx, ry, c_refuse)
     p = refusal.score(rx)
@@ -90,15 +110,18 @@ def fit(engine: Engine, paths: list[Path], out: Path, c_rank: float = 0.5, c_ref
         if false_ref <= MAX_FALSE_REFUSALS and refused > best[0]:
             best = (refused, float(t))
     threshold = best[1]
+    paths = [str(p) for _, ps in sets for p in ps]
     info = {
-        "fitted_on": [str(p) for p in paths], "documents": len(engine.documents()), "passages": len(passages),
-        "ranker_rows": len(ys), "ranker_positives": int(sum(ys)), "questions": len(gold),
-        "dev_refused": round(best[0], 3), "dev_false_refusals": round(float(np.mean(p[ry == 1] < threshold)), 3),
+        "fitted_on": paths, "corpora": [{"documents": len(e.documents()), "passages": len(e._live.stored.passages),
+                                          "questions": [str(p) for p in ps]} for e, ps in sets],
+        "ranker_rows": len(ys), "ranker_positives": int(sum(ys)), "questions": int(len(ry)),
+        "fit_refused": round(best[0], 3), "fit_false_refusals": round(float(np.mean(p[ry == 1] < threshold)), 3),
         "threshold": threshold, "date": dt.date.today().isoformat(),
-        "command": "planbot fit " + " ".join(str(p) for p in paths),
+        "command": "planbot fit " + " ".join(paths),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"ranker": ranker.to_dict(), "refusal": refusal.to_dict(), "threshold": threshold,
                                "info": info}, ensure_ascii=False, indent=1), encoding="utf-8")
-    engine._model = None
+    for engine, _ in sets:
+        engine._model = None
     return info
