@@ -21,9 +21,9 @@ _ASKED = {"date": "时间", "person": "人名", "count": "数量", "number": "�
 def sentence_score(sentence: str, q: Question, grams: set[str], cues: dict, people=()) -> float:
     s = simplify(sentence)
     value = sum(len(t) for t in q.content + q.terms if t in s) + 0.5 * len(grams & bigrams(s))
-    value += 2.0 * sum(e in s for e in q.entities) + 2.0 * sum(y in s for y in q.years)
-    if q.asks and has_value(q.asks, s, cues, people):
-        value *= 1.5
+    value += sum(len(e) for e in q.entities if e in s) * 0.5 + 2.0 * sum(y in s for y in q.years)
+    if q.asks and not has_value(q.asks, s, cues, people):  # asked for a figure, a date, a name: it must hold one
+        value *= 0.3
     if s.rstrip("”’」』）) ").endswith(("？", "?")):  # a rhetorical question is never the answer
         value *= 0.2
     return value
@@ -51,7 +51,8 @@ def compose(q: Question, citations: list[Citation], cues: dict) -> str:
         sub = Question(text=part, simplified=part, english=q.english,
                        content=[c for c in q.content if c in part] or q.content,
                        entities=[e for e in q.entities if e in part], unknown=[], unknown_places=[], years=[y for y in q.years if y in part],
-                       asks=q.asks, recent=q.recent, terms=[])
+                       asks=next((k for k, pat in cues.get("asks", {}).items() if re.search(pat, part.lower())), None),
+                       recent=q.recent, terms=[])
         best = max(((sentence_score(s, sub, grams, cues), c.rank, s.strip())
                     for c in citations for s in split_sentences(c.passage.text)), default=None)
         if best and best[0] > 0 and best[2] not in used:
