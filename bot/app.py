@@ -89,7 +89,8 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
     app.add_handler(MessageHandler(new_msg & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text))
     # edits never run commands, but an edited admin command is refused/answered, not ignored
     app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, h.edited_command))
-    app.add_handler(CallbackQueryHandler(uploads.on_button, pattern=r"^(up|rm):"))
+    # a callable pattern: PTB lets empty callback data through a regex pattern
+    app.add_handler(CallbackQueryHandler(uploads.on_button, pattern=uploads.is_button))
     app.add_handler(CallbackQueryHandler(h.callback))
     app.add_handler(ChatMemberHandler(h.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(h.error_handler)

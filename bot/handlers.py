@@ -123,6 +123,8 @@ async def answer_question(update: Update, ctx: Ctx, question: str) -> None:
     async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
         answer = await asyncio.to_thread(svc.engine.answer, resolved)
     payload = answer.to_dict()
+    for c, cite in zip(payload["citations"], answer.citations):  # the date is cited with the title
+        c.setdefault("date", cite.passage.date)
     if answer.answered:
         ctx.chat_data["last_question"] = resolved
     answer_id = svc.state.log_question(chat.id, user.id if user else 0, question, payload)

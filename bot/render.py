@@ -34,7 +34,8 @@ def _snippet(text: str, best: str, max_chars: int = 600) -> str:
 
 def citation_block(c: dict, full: bool = False) -> str:
     where = c.get("heading") or f"第{c.get('paragraph', '?')}段"
-    head = f"<b>[{c['rank']}]</b> {escape(c['title'])} · {escape(where)}"
+    date = f"（{escape(c['date'])}）" if c.get("date") else ""
+    head = f"<b>[{c['rank']}]</b> {escape(c['title'])}{date} · {escape(where)}"
     body = _snippet(c["text"], c.get("best_sentence", ""), max_chars=3500 if full else 600)
     url = safe_href(c.get("url"))
     link = f'\n<a href="{escape(url, quote=True)}">来源</a>' if url else ""

@@ -195,6 +195,10 @@ def _title_of(ctx: Ctx, path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- buttons
+def is_button(data: object) -> bool:
+    return isinstance(data, str) and data.startswith(("up:", "rm:"))
+
+
 async def on_button(update: Update, ctx: Ctx) -> None:
     q = update.callback_query
     parts = (q.data or "").split(":")
@@ -287,12 +291,13 @@ def sample_question(engine, doc_id: str, info: intake.Inspection) -> str:
     import re
 
     candidates = [f"{info.title}的主要内容是什么"]
-    for line in info.first_lines + [info.title]:
-        for sentence in re.split(r"[。！？!?；;]", line):
-            s = sentence.strip(" ，,：:")
-            if 6 <= len(s) <= 40:
-                candidates.append(f"{s}？" if re.search(r"[\u4e00-\u9fff]", s) else f"What about: {s}?")
-    for question in candidates[:8]:
+    for line in info.first_lines[1:] + info.first_lines[:1]:
+        for clause in re.split(r"[。！？!?；;，,]", line):
+            s = clause.strip(" ：:")
+            if 8 <= len(s) <= 40:
+                candidates.append(f"关于“{s}”，文件里怎么说？" if re.search(r"[\u4e00-\u9fff]", s)
+                                  else f"What does it say about {s[0].lower() + s[1:]}?")
+    for question in candidates[:10]:
         try:
             a = engine.answer(question)
         except Exception:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = {".pdf": "pdf", ".docx": "docx", ".txt": "text", ".md": "text", ".html": "html", ".htm": "html"}
 KIND_NAMES = {"pdf": "PDF", "docx": "Word 文档（.docx）", "text": "纯文本", "html": "网页（HTML）",
-              "zip": "ZIP 压缩包", "ole": "加密的 Office 文件或旧版 .doc/.xls", "exe": "可执行程序",
+              "zip": "ZIP 压缩包", "broken-zip": "损坏的 ZIP 压缩包", "ole": "加密的 Office 文件或旧版 .doc/.xls", "exe": "可执行程序",
               "image": "图片", "binary": "无法识别的二进制文件", "empty": "空文件"}
 MIN_CHARS_PER_PAGE = 20  # a PDF with less text than this per page is taken for a scan
 
@@ -119,7 +119,7 @@ def sniff(data: bytes) -> str:
         try:
             names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
         except (zipfile.BadZipFile, ValueError, OSError):
-            return "zip"
+            return "broken-zip"
         return "docx" if {"[Content_Types].xml", "word/document.xml"} <= names else "zip"
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return "ole"
@@ -159,6 +159,8 @@ def check_kind(file_name: str, kind: str) -> str:
     if kind == "empty":
         raise Rejected("文件是空的，没有内容可以收录。")
     compatible = {"pdf": {"pdf"}, "docx": {"docx"}, "text": {"text", "html"}, "html": {"html", "text"}}[expected]
+    if kind == "broken-zip" and expected == "docx":
+        raise Rejected("Word 文件已损坏，无法打开。")
     if kind not in compatible:
         extra = "；加密的 Word 文件请先取消密码" if kind == "ole" else ""
         raise Rejected(f"文件名是 {suffix}，但内容是{KIND_NAMES.get(kind, kind)}，不能收录{extra}。")
