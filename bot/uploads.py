@@ -201,7 +201,10 @@ def is_button(data: object) -> bool:
 
 async def on_button(update: Update, ctx: Ctx) -> None:
     q = update.callback_query
-    parts = (q.data or "").split(":")
+    if not is_button(q.data):  # PTB hands empty data to every pattern handler
+        await h.callback(update, ctx)
+        return
+    parts = q.data.split(":")
     if await h.refuse_admin(update, ctx, "upload/remove (button)"):
         return
     d = desk(ctx)
