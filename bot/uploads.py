@@ -31,7 +31,7 @@ from .render import split_messages
 log = logging.getLogger(__name__)
 Ctx = h.Ctx
 PENDING_TTL = 15 * 60  # seconds an unconfirmed upload/removal holds the slot
-NON_ADMIN = "谢谢！不过只有机器人管理员可以添加文档。有问题请直接用文字提问，例如：莱山的主导产业是什么？"
+NON_ADMIN = h.NON_TEXT + "\n（添加文档只对机器人管理员开放，文件没有下载。）"
 NOTHING_CHANGED = "没有做任何改动。"
 
 
