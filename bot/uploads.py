@@ -146,7 +146,8 @@ async def on_document(update: Update, ctx: Ctx) -> None:
             raise Rejected(f"文件有 {len(data) / 2**20:.1f} MB，超过上限 {svc.settings.max_upload_mb:g} MB。")
         info, path = await asyncio.to_thread(intake.inspect, data, name, work, caption_meta,
                                              int(svc.settings.max_unpacked_mb * 2**20))
-        dup = await asyncio.to_thread(intake.find_duplicate, svc.settings.docs_dir, info.sha256)
+        dup = await asyncio.to_thread(intake.find_duplicate, svc.settings.docs_dir, info.sha256,
+                                        info.text_sha256)
         if dup is not None:
             raise Rejected(f"这个文件已经收录过了，标题是《{_title_of(ctx, dup)}》（id：{_doc_id_of(ctx, dup)}）。")
     except Rejected as exc:
@@ -261,7 +262,7 @@ async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:
     await q.edit_message_text(f"正在收录《{info.title}》…")
     docs_dir = svc.settings.docs_dir
     try:
-        dup = await asyncio.to_thread(intake.find_duplicate, docs_dir, info.sha256)
+        dup = await asyncio.to_thread(intake.find_duplicate, docs_dir, info.sha256, info.text_sha256)
         if dup is not None:
             raise Rejected(f"这个文件已经收录过了，标题是《{_title_of(ctx, dup)}》。")
         stored = await asyncio.to_thread(intake.store, entry.path, docs_dir, info, entry.who)

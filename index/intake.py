@@ -203,6 +203,7 @@ class Inspection:
     chars: int = 0
     first_lines: list[str] = field(default_factory=list)
     original_name: str = ""
+    text_sha256: str = ""  # of the extracted text: a re-saved copy of a held file is recognised too
 
 
 def sha256(data: bytes) -> str:
@@ -261,7 +262,8 @@ def inspect(data: bytes, file_name: str, work_dir: Path, caption_meta: dict | No
     lines = [ln.strip() for ln in doc.text.splitlines() if ln.strip()]
     return Inspection(doc_id=doc_id, suffix=suffix, sha256=digest, title=title.strip()[:200], date=date,
                       outlet=meta.get("outlet", ""), url=safe_url(meta.get("url")), pages=pages,
-                      chars=len(doc.text), first_lines=lines[:3], original_name=file_name), path
+                      chars=len(doc.text), first_lines=lines[:3], original_name=file_name,
+                      text_sha256=sha256(doc.text.encode("utf-8"))), path
 
 
 def _scan_message(pages: int) -> str:
@@ -345,15 +347,19 @@ def read_sidecar(path: Path) -> dict:
         return {}
 
 
-def find_duplicate(docs_dir: Path, digest: str) -> Path | None:
-    """A document already in the folder with these exact bytes."""
+def find_duplicate(docs_dir: Path, digest: str, text_digest: str = "") -> Path | None:
+    """A document already in the folder with these exact bytes, or (for uploads, whose
+    metadata records it) the same extracted text."""
     if not docs_dir.is_dir():
         return None
     for p in sorted(docs_dir.iterdir()):
         if ".meta." in p.name or p.name.startswith(".") or p.suffix.lower() not in SUFFIXES:
             continue
-        known = read_sidecar(p).get("sha256")
+        meta = read_sidecar(p)
+        known = meta.get("sha256")
         if known == digest or (not known and sha256(p.read_bytes()) == digest):
+            return p
+        if text_digest and meta.get("text_sha256") == text_digest:
             return p
     return None
 
@@ -384,7 +390,7 @@ def store(src: Path, docs_dir: Path, info: Inspection, added_by: str) -> Path:
         shutil.copyfile(src, doc_tmp)
         meta = {"title": info.title, "date": info.date, "outlet": info.outlet, "url": info.url,
                 "added_by": added_by, "added_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "sha256": info.sha256, "original_name": info.original_name}
+                "sha256": info.sha256, "text_sha256": info.text_sha256, "original_name": info.original_name}
         meta_tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         for p in (doc_tmp, meta_tmp):
             with open(p, "rb") as fh:

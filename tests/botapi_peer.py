@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from functools import partialmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 Json = dict[str, Any]
 # User-visible strings: never coerce these to JSON/int/bool even if they look like it.
@@ -204,7 +204,8 @@ class BotApiPeer:
         m = re.fullmatch(r"/bot([^/]+)/(\w+)", url.path)
         if self._stopping.is_set():
             return _drop(h)
-        f = re.fullmatch(r"/file/bot([^/]+)/(.+)", url.path)
+        f = re.fullmatch(r"/file/bot([^/]+)/(.+)", unquote(url.path))  # PTB percent-encodes the ':'
+
         if f:
             return self._download(h, *f.groups())
         if not m:
