@@ -47,6 +47,7 @@ class Pending:
     path: Path | None = None  # the checked upload, waiting in var/incoming
     doc_id: str = ""
     checking: bool = False  # still downloading/checking: no buttons yet
+    confirmed: bool = False  # the confirm button was pressed: a second press does nothing
 
     def describe(self) -> str:
         what = "正在检查" if self.checking else "等待确认"
@@ -210,7 +211,7 @@ async def on_button(update: Update, ctx: Ctx) -> None:
         return
     d = desk(ctx)
     entry = d.current()
-    if len(parts) != 3 or entry is None or entry.key != parts[1] or entry.checking \
+    if len(parts) != 3 or entry is None or entry.key != parts[1] or entry.checking or entry.confirmed \
             or entry.user_id != q.from_user.id or entry.kind != {"up": "upload", "rm": "remove"}.get(parts[0]):
         await q.answer("这个操作已处理或已失效。")
         return
@@ -222,6 +223,7 @@ async def on_button(update: Update, ctx: Ctx) -> None:
     if _rebuilding(ctx):
         await q.answer("正在重建索引，请等它完成后再按确认。", show_alert=True)
         return
+    entry.confirmed = True  # before any await: a double press must not run it twice
     await q.answer()
     try:
         async with h._reindex_lock:

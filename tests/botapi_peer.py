@@ -37,7 +37,7 @@ _GIFT_TYPES = ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subs
                "gifts_from_channels")
 _COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,64})?")
 _MENTION_RE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]{3,32}")
-_FAULTS = ("429", "502", "stall", "drop", "lost")
+_FAULTS = ("429", "502", "stall", "drop", "lost", "badhtml")
 
 
 class _Server(ThreadingHTTPServer):
@@ -230,6 +230,9 @@ class BotApiPeer:
                 return _reply(h, 429, {**_error(429, f"Too Many Requests: retry after "
                                                      f"{retry_after}"),
                                        "parameters": {"retry_after": retry_after}})
+            if kind == "badhtml":  # Telegram's answer to HTML it cannot parse
+                return _reply(h, 400, _error(400, "Bad Request: can't parse entities: unsupported "
+                                                  "start tag \"x\" at byte offset 0"))
             if kind == "502":
                 return _reply(h, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
                               "text/html")
@@ -564,7 +567,7 @@ class BotApiPeer:
                match: Callable[[Json], bool] | None = None) -> None:
         """Make the next `count` calls of `method` (whose params satisfy `match`, if given) fail.
 
-        "429" (retry_after), "502", "drop" (connection closed at once), "stall" (held for
+        "429" (retry_after), "502", "badhtml" (400 can't parse entities), "drop" (connection closed at once), "stall" (held for
         stall_seconds, then processed with the response lost: the client cannot tell whether it
         ran) or "lost" (held for stall_seconds, then dropped unprocessed)."""
         if kind not in _FAULTS:

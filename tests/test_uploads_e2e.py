@@ -149,17 +149,33 @@ def test_bad_file_gets_a_reply_naming_the_problem_and_changes_nothing(env, name,
 
 def test_two_admins_uploading_at_once(env):
     before = env.snapshot()
-    preview = env.upload(ADMIN, uf.docx_with_table(), "ocean.docx")
+    n_admin, n_other = len(env.peer.sent(ADMIN)), len(env.peer.sent(OTHER_ADMIN))
+    with env.peer.together():  # both files arrive in one getUpdates batch, handled concurrently
+        env.peer.upload_document(ADMIN, uf.docx_with_table(), "ocean.docx")
+        env.peer.upload_document(OTHER_ADMIN, uf.pdf(), "cold.pdf")
+    (a,) = env.peer.wait_for_replies(ADMIN, n_admin + 1)[n_admin:]
+    (b,) = env.peer.wait_for_replies(OTHER_ADMIN, n_other + 1)[n_other:]
+    previews = [m for m in (a, b) if buttons(m)]
+    busy = [m for m in (a, b) if not buttons(m)]
+    assert len(previews) == 1 and len(busy) == 1, (a["text"], b["text"])
+    (preview,), (busy,) = previews, busy
+    owner = preview["chat_id"]
     assert set(buttons(preview)) == {"确认收录", "取消"}
-    busy = env.upload(OTHER_ADMIN, uf.pdf(), "cold.pdf")
     assert busy["text"].startswith("❌ 不能收录") and "另一个文档操作正在进行" in busy["text"], busy["text"]
-    assert "烟台海洋牧场建设情况通报" in busy["text"] and NOTHING in busy["text"]
+    assert NOTHING in busy["text"]
     # the other admin cannot press the first admin's button either
-    upd = env.peer.callback(OTHER_ADMIN, ADMIN, preview, buttons(preview)["确认收录"])
+    other = OTHER_ADMIN if owner == ADMIN else ADMIN
+    upd = env.peer.callback(other, owner, preview, buttons(preview)["确认收录"])
     ack = env.peer.wait_for(lambda c: c["method"] == "answerCallbackQuery"
                             and str(c["params"].get("callback_query_id")) == upd["callback_query"]["id"], 15)
     assert "失效" in ack["params"]["text"]
-    assert env.press(ADMIN, preview, "取消").startswith("已取消")
+    assert env.press(owner, preview, "取消").startswith("已取消")
+    assert env.snapshot() == before
+    # and the cancelled button is dead
+    upd = env.peer.callback(owner, owner, preview, buttons(preview)["确认收录"])
+    ack = env.peer.wait_for(lambda c: c["method"] == "answerCallbackQuery"
+                            and str(c["params"].get("callback_query_id")) == upd["callback_query"]["id"], 15)
+    assert "失效" in ack["params"]["text"]
     assert env.snapshot() == before
 
 
@@ -304,6 +320,19 @@ def test_meta_json_javascript_link_is_dropped_and_the_answer_still_arrives(env):
     assert reply["text"].startswith("<b>答：</b>") and "葡萄酒庄简报（2022-09）" in reply["text"], reply["text"]
     assert "javascript" not in reply["text"].lower()
     assert "dropping link 'javascript:alert(document.cookie)' of hostile.txt" in env.proc.log()
+
+
+def test_rejected_html_is_resent_as_plain_text(env):
+    """Telegram answering 400 "can't parse entities" to an answer's HTML: the answer still
+    arrives, as plain text with the link spelled out."""
+    since = len(env.peer.calls)
+    env.peer.inject("sendMessage", "badhtml", match=lambda p: p.get("chat_id") == USER_A + 3)
+    reply = env.ask(USER_A + 3, ARTICLE_Q)
+    assert [c.get("fault") for c in env.peer.calls[since:] if c["method"] == "sendMessage"
+            and c["params"].get("chat_id") == USER_A + 3] == ["badhtml", None]
+    assert "parse_mode" not in reply and reply["text"].startswith("答：") and "<b>" not in reply["text"]
+    assert "[1] 烟台激活县域经济一池春水" in reply["text"] and "来源 https://guanhai.com.cn/cmdetail/104546" in reply["text"]
+    assert "resending it as plain text" in env.proc.log()
 
 
 def test_every_html_message_is_valid_and_no_errors_logged(env):
