@@ -305,7 +305,7 @@ def _pdf_check(data: bytes) -> tuple[int, dict]:
     except Rejected:
         raise
     except Exception as exc:
-        if "decrypt" in str(exc).lower() or "encrypt" in str(exc).lower():
+        if any(w in str(exc).lower() for w in ("decrypt", "encrypt", "aes", "cryptography")):
             raise Rejected("PDF 已加密，无法读取，请发送未加密的版本。") from None
         raise Rejected(f"PDF 已损坏，无法解析（{type(exc).__name__}）。") from None
     if pages == 0:
@@ -435,6 +435,15 @@ def unstore(path: Path) -> None:
     """Undo `store` (used when the rebuild after an upload fails): the document first."""
     path.unlink(missing_ok=True)
     sidecar(path).unlink(missing_ok=True)
+
+
+def clean_stale(docs_dir: Path, incoming_dir: Path) -> None:
+    """At start-up: checked uploads nobody confirmed and hidden staging folders of a store that
+    was killed half-way (never seen by builds) are removed. A read-only folder is left alone."""
+    shutil.rmtree(incoming_dir, ignore_errors=True)
+    if docs_dir.is_dir():
+        for stage in docs_dir.glob(".incoming-*"):
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def as_dict(info: Inspection) -> dict:

@@ -161,6 +161,16 @@ def test_archive_moves_file_and_metadata_and_restore_puts_them_back(tmp_path):
         intake.archive(docs, "no-such-doc", arch)
 
 
+def test_clean_stale_removes_unconfirmed_uploads_and_half_stores(tmp_path):
+    docs, incoming = tmp_path / "docs", tmp_path / "var" / "incoming"
+    (docs / ".incoming-abc").mkdir(parents=True)
+    (docs / ".incoming-abc" / "x.txt").write_text("half")
+    (docs / "keep.txt").write_text("kept")
+    (incoming / "k1").mkdir(parents=True)
+    intake.clean_stale(docs, incoming)
+    assert [p.name for p in docs.iterdir()] == ["keep.txt"] and not incoming.exists()
+
+
 def test_index_imports_nothing_from_bot():
     for path in (REPO / "index").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
