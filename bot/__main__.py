@@ -1,4 +1,5 @@
-"""`python -m bot`: the Telegram bot when a token is configured, else the terminal chat."""
+"""`python -m bot` (also what `planbot bot` execs): the Telegram bot when a token is configured,
+else the terminal chat. The one entry point of the bot; bot/app.py configures its logging."""
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Callb
 from index.engine import Engine
 
 from . import handlers as h
+from . import uploads
 from .config import BotSettings, load_settings
 from .delivery import Inbox, JournalingRequest, RetryingRequest
 from .state import State
@@ -20,7 +21,8 @@ PUBLIC = [BotCommand("ask", "提问：/ask 莱山的主导产业是什么"), Bot
           BotCommand("help", "帮助与示例")]
 GROUP = PUBLIC + [BotCommand("subscribe", "订阅方案公告（群管理员）"), BotCommand("unsubscribe", "退订公告（群管理员）")]
 ADMIN = PUBLIC + [BotCommand("reindex", "重建索引"), BotCommand("announce", "群发公告"),
-                  BotCommand("stats", "统计")]
+                  BotCommand("stats", "统计"), BotCommand("docs", "文档列表（id、段数、添加者）"),
+                  BotCommand("remove", "移除文档：/remove id")]
 
 
 class RedactToken(logging.Filter):
@@ -78,12 +80,17 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
     app.add_handler(CommandHandler("announce", h.announce, filters=new_msg))
     app.add_handler(CommandHandler("reindex", h.reindex, filters=new_msg))
     app.add_handler(CommandHandler("stats", h.stats, filters=new_msg))
+    app.add_handler(CommandHandler("docs", uploads.docs_command, filters=new_msg))
+    app.add_handler(CommandHandler("remove", uploads.remove_command, filters=new_msg))
     app.add_handler(MessageHandler(new_msg & private & filters.COMMAND, h.start))  # unknown command: help
     app.add_handler(MessageHandler(new_msg & private & filters.TEXT & ~filters.COMMAND, h.private_text))
     app.add_handler(MessageHandler(new_msg & groups & filters.TEXT & ~filters.COMMAND, h.group_text))
+    app.add_handler(MessageHandler(new_msg & private & filters.Document.ALL, uploads.on_document))
     app.add_handler(MessageHandler(new_msg & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text))
     # edits never run commands, but an edited admin command is refused/answered, not ignored
     app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, h.edited_command))
+    # a callable pattern: PTB lets empty callback data through a regex pattern
+    app.add_handler(CallbackQueryHandler(uploads.on_button, pattern=uploads.is_button))
     app.add_handler(CallbackQueryHandler(h.callback))
     app.add_handler(ChatMemberHandler(h.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_error_handler(h.error_handler)
@@ -92,12 +99,19 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
 
 def run() -> int:
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token_filter = RedactToken(settings.telegram_token.get_secret_value())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        force=True)  # the same log lines however the bot was started
+    secrets = [settings.telegram_token.get_secret_value()]
+    if settings.webhook_secret is not None:
+        secrets.append(settings.webhook_secret.get_secret_value())
     for handler in logging.getLogger().handlers:
-        handler.addFilter(token_filter)
+        for secret in secrets:
+            handler.addFilter(RedactToken(secret))
     for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "apscheduler", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from index.intake import clean_stale
+
+    clean_stale(settings.docs_dir, settings.incoming_dir)
     try:
         engine = Engine.open(settings)
     except Exception as exc:
@@ -106,6 +120,24 @@ def run() -> int:
     # of concurrent first questions, see `make load`): pay that before polling starts.
     engine.answer("莱山的主导产业是什么")
     app = build_application(settings, engine, State(settings.state_path))
-    app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, poll_interval=0.0,
-                    timeout=settings.poll_timeout)
+    if settings.webhook_url:
+        run_webhook(app, settings)
+    else:
+        app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False, poll_interval=0.0,
+                        timeout=settings.poll_timeout)
     return 0
+
+
+def run_webhook(app: Application, settings: BotSettings) -> None:
+    """Telegram POSTs each update to PLANBOT_WEBHOOK_URL with the secret in the
+    X-Telegram-Bot-Api-Secret-Token header; PTB's server listens on listen:port under the URL's
+    path (a reverse proxy terminates TLS and forwards that path) and answers 403 to a request
+    without the right secret, which is then not processed."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(settings.webhook_url).path.strip("/")
+    log.info("webhook mode: listening on %s:%d/%s for %s", settings.webhook_listen, settings.webhook_port,
+             path, settings.webhook_url)
+    app.run_webhook(listen=settings.webhook_listen, port=settings.webhook_port, url_path=path,
+                    webhook_url=settings.webhook_url, secret_token=settings.webhook_secret.get_secret_value(),
+                    allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)

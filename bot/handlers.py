@@ -16,7 +16,7 @@ from telegram.ext import ContextTypes
 
 from index.followup import resolve
 
-from .render import answer_blocks, citation_block, split_messages
+from .render import answer_blocks, citation_block, split_messages, to_plain
 
 log = logging.getLogger(__name__)
 Ctx = ContextTypes.DEFAULT_TYPE
@@ -27,7 +27,8 @@ HELP = (
     "• 莱山的主导产业是什么？\n• 烟台哪个区在搞商业航天？\n• 到2023年地区生产总值过千亿的区市要有几个？\n"
     "• Which district is building a sea launch port?\n\n"
     "群里请用 /ask 问题，或 @我，或回复我的消息。\n"
-    "命令：/sources 已收录的文档，/help 帮助，/subscribe /unsubscribe 群公告订阅（群管理员）。"
+    "命令：/sources 已收录的文档，/help 帮助，/subscribe /unsubscribe 群公告订阅（群管理员）。\n"
+    "机器人管理员可在私聊里直接发送 PDF、Word、txt、md、html 文件来添加文档（/docs 查看，/remove 移除）。"
 )
 NON_TEXT = "我只能读文字问题 🙂 请用文字提问，例如：莱山的主导产业是什么？"
 MAX_QUESTION = 500
@@ -41,10 +42,32 @@ def is_admin(ctx: Ctx, user_id: int | None) -> bool:
     return user_id is not None and user_id in services(ctx).settings.admin_ids
 
 
+def html_rejected(exc: Exception) -> bool:
+    """Telegram refused the message's HTML ("Can't parse entities: ...")."""
+    return isinstance(exc, BadRequest) and "parse entities" in str(exc).lower()
+
+
 async def _reply_html(update: Update, text: str, markup=None):
-    return await update.effective_message.reply_text(
-        text, parse_mode=ParseMode.HTML, reply_markup=markup, disable_web_page_preview=True,
-        do_quote=update.effective_chat.type != ChatType.PRIVATE)
+    kw = dict(reply_markup=markup, disable_web_page_preview=True,
+              do_quote=update.effective_chat.type != ChatType.PRIVATE)
+    try:
+        return await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, **kw)
+    except BadRequest as exc:
+        if not html_rejected(exc):
+            raise
+        log.warning("Telegram rejected a reply's HTML (%s); resending it as plain text", exc)
+        return await update.effective_message.reply_text(to_plain(text), **kw)
+
+
+async def send_html(bot, chat_id: int, text: str, **kw):
+    """send_message with parse_mode HTML, resent as plain text if Telegram rejects the HTML."""
+    try:
+        return await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML, **kw)
+    except BadRequest as exc:
+        if not html_rejected(exc):
+            raise
+        log.warning("Telegram rejected a message's HTML (%s); resending it as plain text", exc)
+        return await bot.send_message(chat_id, to_plain(text), **kw)
 
 
 async def start(update: Update, ctx: Ctx) -> None:
@@ -100,6 +123,8 @@ async def answer_question(update: Update, ctx: Ctx, question: str) -> None:
     async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
         answer = await asyncio.to_thread(svc.engine.answer, resolved)
     payload = answer.to_dict()
+    for c, cite in zip(payload["citations"], answer.citations):  # the date is cited with the title
+        c.setdefault("date", cite.passage.date)
     if answer.answered:
         ctx.chat_data["last_question"] = resolved
     answer_id = svc.state.log_question(chat.id, user.id if user else 0, question, payload)
@@ -173,9 +198,8 @@ async def callback(update: Update, ctx: Ctx) -> None:
     else:
         blocks = [citation_block(c, full=True) for c in cites[:1]] or ["没有段落。"]
     for text in split_messages(blocks):
-        await ctx.bot.send_message(q.message.chat.id, text, parse_mode=ParseMode.HTML,
-                                   disable_web_page_preview=True,
-                                   reply_to_message_id=q.message.message_id)
+        await send_html(ctx.bot, q.message.chat.id, text, disable_web_page_preview=True,
+                        reply_to_message_id=q.message.message_id)
 
 
 async def chat_member(update: Update, ctx: Ctx) -> None:
@@ -226,7 +250,7 @@ async def refuse_admin(update: Update, ctx: Ctx, command: str) -> bool:
     return True
 
 
-ADMIN_COMMANDS = ("reindex", "announce", "stats")
+ADMIN_COMMANDS = ("reindex", "announce", "stats", "docs", "remove")
 
 
 async def edited_command(update: Update, ctx: Ctx) -> None:
@@ -284,7 +308,7 @@ async def broadcast(ctx: Ctx, text: str) -> tuple[int, list[int]]:
     state, ok, failed = services(ctx).state, 0, []
     for chat_id in state.subscribers():
         try:
-            await ctx.bot.send_message(chat_id, f"📢 {html.escape(text)}", parse_mode=ParseMode.HTML)
+            await send_html(ctx.bot, chat_id, f"📢 {html.escape(text)}")
             ok += 1
         except Forbidden:
             failed.append(chat_id)

@@ -2,9 +2,25 @@
 at block boundaries so no tag is ever cut in half."""
 from __future__ import annotations
 
-from html import escape
+import re
+from html import escape, unescape
+
+from index.intake import is_http_url
 
 LIMIT = 4096
+
+
+def safe_href(url: str | None) -> str:
+    """An http(s) link or "" -- whatever the index says, nothing else reaches <a href>."""
+    return url if url and is_http_url(url) else ""
+
+
+def to_plain(html_text: str) -> str:
+    """The same message as plain text (tags dropped, entities undone), for when Telegram
+    rejects its HTML: better an unformatted answer than a lost one."""
+    text = re.sub(r'<a\s+href="([^"]*)"[^>]*>(.*?)</a>', lambda m: f"{m.group(2)} {unescape(m.group(1))}",
+                  html_text, flags=re.S)
+    return unescape(re.sub(r"<[^>]+>", "", text)).strip() or "…"
 
 
 def _snippet(text: str, best: str, max_chars: int = 600) -> str:
@@ -17,11 +33,13 @@ def _snippet(text: str, best: str, max_chars: int = 600) -> str:
 
 
 def citation_block(c: dict, full: bool = False) -> str:
-    where = " · ".join(x for x in (c.get("date", ""), c.get("heading") or f"第{c.get('paragraph', '?')}段",
+    where = " · ".join(x for x in (c.get("heading") or f"第{c.get('paragraph', '?')}段",
                                    f"第{c['page']}页" if c.get("page") else "") if x)
-    head = f"<b>[{c['rank']}]</b> {escape(c['title'])} · {escape(where)}"
+    date = f"（{escape(c['date'])}）" if c.get("date") else ""
+    head = f"<b>[{c['rank']}]</b> {escape(c['title'])}{date} · {escape(where)}"
     body = _snippet(c["text"], c.get("best_sentence", ""), max_chars=3500 if full else 600)
-    link = f'\n<a href="{escape(c["url"], quote=True)}">来源</a>' if c.get("url") else ""
+    url = safe_href(c.get("url"))
+    link = f'\n<a href="{escape(url, quote=True)}">来源</a>' if url else ""
     return f"{head}\n{body}{link}"
 
 
@@ -50,9 +68,6 @@ def split_messages(blocks: list[str], limit: int = LIMIT) -> list[str]:
 
 
 def _hard_split(block: str, limit: int) -> list[str]:
-    import re
-    from html import unescape
-
     plain = unescape(re.sub(r"<[^>]+>", "", block))
     out, cur = [], ""
     for ch in plain:

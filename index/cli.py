@@ -1,9 +1,10 @@
-"""`planbot`: a thin command line over index.Engine (and the bot, when installed)."""
+"""`planbot`: a thin command line over index.Engine; `planbot bot` execs `python -m bot`."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -148,9 +149,13 @@ def cmd_bench(args) -> int:
 
 
 def cmd_bot(args) -> int:
-    from bot.__main__ import main
-
-    return main()
+    """Hand over to the bot's one entry point, `python -m bot`, in this same process (exec: same
+    pid, signals and exit code). index/ imports nothing from bot/, and the bot configures its
+    own logging exactly as when started directly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "bot"])
+    return 1  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from .intake import safe_url
 from .models import Document
 from .textnorm import clean_text, nfkc, to_display
 
@@ -198,6 +199,7 @@ def read_document(path: Path, doc_id: str | None = None) -> Document:
     else:
         raise ValueError(f"unsupported file type {suffix}")
     meta = {**meta, **_sidecar(path)}
+    meta["url"] = safe_url(meta.get("url"), path.name)  # http(s) only: never a javascript: href
     if pages:  # cleaning changes offsets: find each page again after it
         text, pages = _clean_paged(text, pages)
     else:

@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from functools import partialmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 Json = dict[str, Any]
 # User-visible strings: never coerce these to JSON/int/bool even if they look like it.
@@ -37,7 +37,7 @@ _GIFT_TYPES = ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subs
                "gifts_from_channels")
 _COMMAND_RE = re.compile(r"^/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,64})?")
 _MENTION_RE = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]{3,32}")
-_FAULTS = ("429", "502", "stall", "drop", "lost")
+_FAULTS = ("429", "502", "stall", "drop", "lost", "badhtml")
 
 
 class _Server(ThreadingHTTPServer):
@@ -154,6 +154,12 @@ class BotApiPeer:
         # method -> queued (kind, retry_after, match); match(params) None = any call
         self._faults: dict[str, list[tuple[str, int, Callable[[Json], bool] | None]]] = {}
         self._server: ThreadingHTTPServer | None = None
+        # uploaded files: file_id -> {"content", "file_path", "file_size", ...}
+        self._files: dict[str, Json] = {}
+        self._file_ids = itertools.count(1)
+        # webhook mode: set by the bot's setWebhook; push_update then POSTs to it
+        self.webhook: Json | None = None
+        self.webhook_posts: list[tuple[int, int]] = []  # (update_id, HTTP status)
 
     # ---------------------------------------------------------------- lifecycle
     @property
@@ -198,6 +204,10 @@ class BotApiPeer:
         m = re.fullmatch(r"/bot([^/]+)/(\w+)", url.path)
         if self._stopping.is_set():
             return _drop(h)
+        f = re.fullmatch(r"/file/bot([^/]+)/(.+)", unquote(url.path))  # PTB percent-encodes the ':'
+
+        if f:
+            return self._download(h, *f.groups())
         if not m:
             return _reply(h, 404, _error(404, "Not Found"))
         token, method = m.groups()
@@ -220,6 +230,9 @@ class BotApiPeer:
                 return _reply(h, 429, {**_error(429, f"Too Many Requests: retry after "
                                                      f"{retry_after}"),
                                        "parameters": {"retry_after": retry_after}})
+            if kind == "badhtml":  # Telegram's answer to HTML it cannot parse
+                return _reply(h, 400, _error(400, "Bad Request: can't parse entities: unsupported "
+                                                  "start tag \"x\" at byte offset 0"))
             if kind == "502":
                 return _reply(h, 502, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
                               "text/html")
@@ -238,13 +251,45 @@ class BotApiPeer:
             self._cond.notify_all()
         _reply(h, status, payload)
 
+    def _download(self, h: _Handler, token: str, file_path: str) -> None:
+        """GET {root}/file/bot<token>/<file_path>, as Telegram serves files after getFile."""
+        with self._cond:
+            found = next((f for f in self._files.values() if f["file_path"] == file_path), None)
+            self.calls.append({"method": "downloadFile", "params": {"file_path": file_path},
+                               "time": time.time(), "content_type": "",
+                               **({"result": True} if token == self.token and found else
+                                  {"error": 401 if token != self.token else 404})})
+            self._cond.notify_all()
+        if token != self.token:
+            return _reply(h, 401, _error(401, "Unauthorized"))
+        if found is None:
+            return _reply(h, 404, _error(404, "Not Found"))
+        _reply(h, 200, found["content"], "application/octet-stream")
+
     # ---------------------------------------------------------------- API methods
     def _dispatch(self, name: str, p: Json) -> Any:
         if name == "getme":
             return {**self.bot_user, "can_join_groups": True,
                     "can_read_all_group_messages": False, "supports_inline_queries": False}
         if name == "getupdates":
+            if self.webhook:  # as Telegram: no polling while a webhook is set
+                raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active;"
+                                    " use deleteWebhook to delete the webhook first")
             return self._get_updates(p)
+        if name == "getfile":
+            return self._get_file(p)
+        if name == "setwebhook":
+            with self._cond:
+                self.webhook = {"url": p.get("url"), "secret_token": p.get("secret_token"),
+                                "allowed_updates": p.get("allowed_updates")}
+            return True
+        if name == "deletewebhook":
+            with self._cond:
+                self.webhook = None
+            return True
+        if name == "getwebhookinfo":
+            return {"url": (self.webhook or {}).get("url") or "", "has_custom_certificate": False,
+                    "pending_update_count": len(self._updates)}
         if name == "sendmessage" or name in _MEDIA_SENDS:
             return self._send(name, p)
         if name in ("editmessagetext", "editmessagereplymarkup"):
@@ -269,6 +314,15 @@ class BotApiPeer:
             chat_id = int(p["chat_id"])
             return [self._member(u, None, chat_id) for u in self._admins.get(chat_id, [])]
         return True  # deleteWebhook, answerCallbackQuery, sendChatAction, leaveChat, close...
+
+    def _get_file(self, p: Json) -> Json:
+        with self._cond:
+            f = self._files.get(str(p.get("file_id")))
+        if f is None:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        if f["file_size"] > 20 * 2**20:  # the public Bot API's download limit
+            raise ApiError(400, "Bad Request: file is too big")
+        return {k: f[k] for k in ("file_id", "file_unique_id", "file_size", "file_path")}
 
     def _get_updates(self, p: Json) -> list[Json]:
         """Long poll like Telegram: confirming via offset drops updates for good."""
@@ -382,12 +436,60 @@ class BotApiPeer:
 
     # ---------------------------------------------------------------- scripting users
     def push_update(self, update: Json) -> Json:
-        """Queue a raw update (update_id assigned here) and wake long polls."""
+        """Queue a raw update (update_id assigned here) and wake long polls; with a webhook set,
+        POST it there instead, with the secret header, as Telegram does."""
         with self._cond:
             update = {**update, "update_id": next(self._update_ids)}
-            self._updates.append(update)
-            self._cond.notify_all()
+            hook = dict(self.webhook) if self.webhook else None
+            if hook is None:
+                self._updates.append(update)
+                self._cond.notify_all()
+        if hook is not None:
+            status = self.post_webhook(update, hook.get("secret_token"), hook["url"])
+            with self._cond:
+                self.webhook_posts.append((update["update_id"], status))
+                self._cond.notify_all()
         return update
+
+    def post_webhook(self, update: Json, secret: str | None, url: str | None = None) -> int:
+        """POST one update to the webhook (secret None: no header); returns the HTTP status."""
+        import urllib.error
+        import urllib.request
+
+        url = url or (self.webhook or {}).get("url")
+        headers = {"Content-Type": "application/json"}
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        req = urllib.request.Request(url, data=json.dumps(update).encode(), headers=headers,
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    def add_file(self, content: bytes, file_size: int | None = None) -> Json:
+        """Store a file the way Telegram holds an upload; returns its file_id/unique id/size.
+        file_size may claim more than the content (a large file, without the bytes)."""
+        n = next(self._file_ids)
+        f = {"file_id": f"doc-file-{n}", "file_unique_id": f"udoc{n}", "content": content,
+             "file_size": len(content) if file_size is None else file_size,
+             "file_path": f"documents/file_{n}"}
+        with self._cond:
+            self._files[f["file_id"]] = f
+        return f
+
+    def upload_document(self, user_id: int, content: bytes, file_name: str,
+                        caption: str | None = None, mime_type: str = "application/octet-stream",
+                        file_size: int | None = None, chat_id: int | None = None) -> Json:
+        """A user sends a file (a Telegram "document") with an optional caption."""
+        f = self.add_file(content, file_size)
+        document = {"file_id": f["file_id"], "file_unique_id": f["file_unique_id"],
+                    "file_size": f["file_size"], "file_name": file_name, "mime_type": mime_type}
+        extra: Json = {"document": document}
+        extra.update({"caption": caption} if caption else {})
+        chat_id = user_id if chat_id is None else chat_id
+        return self._message_update(chat_id, self._user(user_id), None, **extra)
 
     def _message_update(self, chat_id: int, sender: Json, text: str | None,
                         entities: list[Json] | None = None, title: str | None = None,
@@ -465,7 +567,7 @@ class BotApiPeer:
                match: Callable[[Json], bool] | None = None) -> None:
         """Make the next `count` calls of `method` (whose params satisfy `match`, if given) fail.
 
-        "429" (retry_after), "502", "drop" (connection closed at once), "stall" (held for
+        "429" (retry_after), "502", "badhtml" (400 can't parse entities), "drop" (connection closed at once), "stall" (held for
         stall_seconds, then processed with the response lost: the client cannot tell whether it
         ran) or "lost" (held for stall_seconds, then dropped unprocessed)."""
         if kind not in _FAULTS:

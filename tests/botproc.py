@@ -55,19 +55,21 @@ class BotProcess:
     """One run of the bot; a restart is a new BotProcess with the same env (and state DB)."""
 
     def __init__(self, peer: BotApiPeer, env: dict[str, str], log_path: Path,
-                 cwd: Path) -> None:
+                 cwd: Path, argv: list[str] | None = None) -> None:
         self.peer, self.env, self.log_path, self.cwd = peer, env, log_path, cwd
+        self.argv = argv or [str(PY), "-m", "bot"]  # or [.venv/bin/planbot, "bot"]
         self.proc: subprocess.Popen | None = None
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def start(self, timeout: float = 180.0) -> BotProcess:
-        """Spawn and wait until it is ready and long-polling this peer."""
+        """Spawn and wait until it is ready and long-polling this peer (or, in webhook mode,
+        until it has set its webhook and accepts connections on its port)."""
         self.cwd.mkdir(parents=True, exist_ok=True)  # no .env there: env is the whole config
         since = len(self.peer.calls)
         with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([str(PY), "-m", "bot"], cwd=self.cwd, env=self.env,
+            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env,
                                          stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -76,7 +78,12 @@ class BotProcess:
                 f"bot exited {self.proc.returncode}:\n{self.log()[-3000:]}"
             assert time.monotonic() < deadline, f"bot not ready:\n{self.log()[-3000:]}"
             time.sleep(0.2)
-        self.peer.wait_for(lambda c: c["method"] == "getUpdates", timeout=30, since=since)
+        if not self.env.get("PLANBOT_WEBHOOK_URL"):
+            self.peer.wait_for(lambda c: c["method"] == "getUpdates", timeout=30, since=since)
+            return self
+        self.peer.wait_for(lambda c: c["method"] == "setWebhook" and "result" in c, timeout=30, since=since)
+        port = int(self.env["PLANBOT_WEBHOOK_PORT"])
+        until(lambda: _listening(port), f"the webhook server on port {port}", timeout=30)
         return self
 
     def alive(self) -> bool:
@@ -100,6 +107,22 @@ class BotProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def db_rows(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
