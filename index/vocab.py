@@ -58,7 +58,7 @@ class CorpusVocab:
             found = set()
             for word, flag in pos_tags(text):
                 if flag in ENTITY_TAGS and _HANZI.fullmatch(word) and len(word) >= 2:
-                    for c in {word, core(word)}:  # 烟台港 and 烟台, 莱山区 and 莱山
+                    for c in {word, core(word)}:  # a name with and without its suffix (X港, X区)
                         counts[c, flag] += 1
                         found.add(c)
             per_passage.append(found)
