@@ -22,7 +22,7 @@ from .question import Question, analyse
 from .rank import RankModel, refusal_features
 from .store import IndexCorrupt, IndexMissing, IndexStore, StoredIndex, spot_check
 from .textnorm import nfkc, simplify
-from .vocab import CorpusVocab, curated, passage_context
+from .vocab import CorpusVocab, core, curated, passage_context
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -133,12 +133,15 @@ class Engine:
         return [{"doc_id": k, **v} for k, v in self.manifest.get("documents", {}).items()]
 
     def covered_places(self) -> list[str]:
-        """The places the indexed documents name most often (for help texts and refusals)."""
+        """The administrative places the documents name (a place written with 区/市/县… somewhere),
+        in order of first mention: what a refusal can offer instead."""
         if not self._live:
             return []
         v = self._live.vocab
-        places = [n for n, k in v.kinds.items() if k == "ns" and n in v.entities]
-        return sorted(places, key=lambda n: -len(v.entities[n]))[:12]
+        text = "\n".join(self._live.contexts)
+        admin = {core(n) for n in v.kinds if re.fullmatch(r"[\u4e00-\u9fff]{2,3}[区市县]", n) and core(n) != n}
+        admin |= {n for n in v.kinds if re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) and core(n) == n and any(n + s in text for s in "区市县")}
+        return sorted(admin, key=lambda n: text.find(n))[:15]
 
     @property
     def building(self) -> bool:

@@ -65,7 +65,8 @@ def test_first_build_embeds_every_passage(settings, embedder):
     report = engine.build()
     assert sorted(report.added) == ["changdao", "laishan", "muping"]
     assert report.changed == report.removed == report.unchanged == []
-    assert report.passages == report.embedded == len(counting.texts) == 4
+    # laishan's two short paragraphs share one passage (one section, under 260 characters)
+    assert report.passages == report.embedded == len(counting.texts) == 3
     assert top_doc(engine, "哪里能看到江豚和斑海豹?") == "changdao"
 
 
@@ -84,8 +85,8 @@ def test_editing_one_document_reembeds_only_that_document(settings, embedder, bu
     report = engine.build()
     assert report.changed == ["muping"]
     assert sorted(report.unchanged) == ["changdao", "laishan"]
-    muping = [p.text for p in engine._live.stored.passages if p.doc_id == "muping"]
-    assert report.embedded == len(muping) == 2
+    muping = [p.embed_text for p in engine._live.stored.passages if p.doc_id == "muping"]
+    assert report.embedded == len(muping) == 1
     assert counting.texts == muping
     assert top_doc(engine, "哪里在建风电装备制造全产业链?") == "muping"
 
@@ -97,7 +98,7 @@ def test_adding_and_removing_documents_are_reported(settings, embedder, built):
     engine = Engine(settings, embedder=counting)
     report = engine.build()
     assert report.added == ["penglai"] and report.removed == ["changdao"]
-    assert counting.texts == [PENGLAI]
+    assert counting.texts == ["penglai\n" + PENGLAI]  # embedded with its title
     assert {p.doc_id for p in engine._live.stored.passages} == {"laishan", "muping", "penglai"}
     assert "changdao" not in {d["doc_id"] for d in engine.documents()}
 

@@ -279,7 +279,7 @@ def test_docs_lists_id_title_date_passages_and_who_added(env):
     docx_id = STORED[uf.DOCX_TITLE]
     assert re.search(rf"<code>{docx_id}</code>\n《{uf.DOCX_TITLE}》 · {uf.DOCX_DATE} · [1-9]\d* 段 · 添加：U \({ADMIN}\)",
                      text), text
-    assert re.search(r"<code>yantai-county-economy-2021</code>\n《烟台激活县域经济.*》 · 2021-05 · 29 段 · 添加：预置", text)
+    assert re.search(r"<code>yantai-county-economy-2021</code>\n《烟台激活县域经济.*》 · 2021-05 · \d+ 段 · 添加：预置", text)
     assert env.ask(STRANGER, "/docs")["text"] == "这个命令只对机器人管理员开放。"
 
 
