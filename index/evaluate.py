@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import IndexSettings
 from .engine import Engine
+from .store import IndexError_
 
 RETRIEVERS = ["bm25", "dense", "rrf", "hybrid"]
 
@@ -58,9 +59,19 @@ def corpus_engine(doc_dirs: list[Path], var_root: Path = Path("var/eval")) -> En
         for f in sorted(Path(d).iterdir()):
             if f.is_file():
                 (docs / f.name).symlink_to(f.resolve())
+    shared = IndexSettings()  # one model cache for every scratch corpus
+    (root / "var").mkdir(exist_ok=True)
+    models = root / "var" / "models"
+    if not models.exists() and not models.is_symlink():
+        shared.model_cache.mkdir(parents=True, exist_ok=True)
+        models.symlink_to(shared.model_cache.resolve(), target_is_directory=True)
     settings = IndexSettings(docs_dir=docs, var_dir=root / "var")
-    engine = Engine.open(settings)
-    engine.build()  # no-op re-embedding when nothing changed; picks up edits
+    engine = Engine(settings)
+    try:
+        engine.load()
+    except IndexError_:  # none yet, or built by another model: build it
+        pass
+    engine.build()  # embeds only what changed; picks up edited documents
     return engine
 
 
