@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# incremental: re-embeds only changed documents (everything after a model change)
 index: $(STAMP)
-	test -f var/index/CURRENT || $(BIN)/planbot build
+	$(BIN)/planbot build
 
 run: index
 	$(BIN)/python -m bot

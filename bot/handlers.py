@@ -358,26 +358,8 @@ async def reindex(update: Update, ctx: Ctx) -> None:
         return
     async with _reindex_lock:
         status = await update.effective_message.reply_text("开始重建索引…")
-        progress = {"done": 0, "total": 0}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            progress.update(done=done, total=total)
-
-        # No lock to wait for: the embedder encodes one passage per call on the free cores and
-        # steps aside at the next passage while questions are being encoded (index/embedder.py).
-        task = asyncio.create_task(asyncio.to_thread(svc.engine.build, on_progress))
-        last = ""
-        while not task.done():
-            await asyncio.wait({task}, timeout=1.0)
-            text = f"重建中：已嵌入 {progress['done']}/{progress['total']} 段…" if progress["total"] else "重建中：读取文档…"
-            if text != last and not task.done():
-                try:
-                    await status.edit_text(text)
-                    last = text
-                except TelegramError:
-                    pass
         try:
-            report = task.result()
+            report = await build_with_progress(svc, status, "重建中")
         except Exception as exc:
             log.error("reindex failed: %s", exc)
             await status.edit_text(f"重建失败，旧索引继续服务。\n错误：{exc}")
@@ -392,6 +374,29 @@ async def reindex(update: Update, ctx: Ctx) -> None:
             docs = {d["doc_id"]: d for d in svc.engine.documents()}
             items = [f"{docs[i]['title']}（{docs[i].get('date') or '日期未知'}）" for i in report.added + report.changed if i in docs]
             await broadcast(ctx, "文档库已更新：\n" + "\n".join(items))
+
+
+async def build_with_progress(svc, status, label: str):
+    """engine.build off the event loop, the status message edited as it goes. No lock to wait
+    for: the embedder encodes one passage per call on the free cores and steps aside at the next
+    passage while questions are being encoded (index/embedder.py)."""
+    progress = {"done": 0, "total": 0}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        progress.update(done=done, total=total)
+
+    task = asyncio.create_task(asyncio.to_thread(svc.engine.build, on_progress))
+    last = ""
+    while not task.done():
+        await asyncio.wait({task}, timeout=1.0)
+        text = f"{label}：已嵌入 {progress['done']}/{progress['total']} 段…" if progress["total"] else f"{label}：读取文档…"
+        if text != last and not task.done():
+            try:
+                await status.edit_text(text)
+                last = text
+            except TelegramError:
+                pass
+    return task.result()
 
 
 class Services:

@@ -237,25 +237,7 @@ async def on_button(update: Update, ctx: Ctx) -> None:
 
 async def _build(ctx: Ctx, status, label: str):
     """engine.build off the event loop, with the status message edited as it goes."""
-    svc = h.services(ctx)
-    progress = {"done": 0, "total": 0}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        progress.update(done=done, total=total)
-
-    task = asyncio.create_task(asyncio.to_thread(svc.engine.build, on_progress, h.REINDEX_BATCH))
-    last = ""
-    while not task.done():
-        await asyncio.wait({task}, timeout=1.0)
-        text = (f"{label}：已嵌入 {progress['done']}/{progress['total']} 段…" if progress["total"]
-                else f"{label}：读取文档…")
-        if text != last and not task.done():
-            try:
-                await status.edit_text(text)
-                last = text
-            except TelegramError:
-                pass
-    return task.result()
+    return await h.build_with_progress(h.services(ctx), status, label)
 
 
 async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:

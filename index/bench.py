@@ -6,7 +6,6 @@ import json
 import os
 import random
 import resource
-import shutil
 import statistics
 import tempfile
 import time
@@ -146,7 +145,7 @@ def bench_engine(queries: int) -> dict:
     }
 
 
-def _one_shot_ask(var: Path, question: str = "莱山的主导产业是什么") -> dict:
+def _one_shot_ask(var: Path, question: str | None = None) -> dict:
     """A fresh `planbot ask` process on the built index: wall time, CPU time, and its own peak RSS
     (VmHWM; wait4's ru_maxrss would count the bench process it was forked from)."""
     import subprocess
@@ -156,6 +155,7 @@ def _one_shot_ask(var: Path, question: str = "莱山的主导产业是什么") -
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
             "print('TORCH', 'torch' in sys.modules, 'HWM', hwm)\nsys.exit(rc)\n")
     env = {**os.environ, "PLANBOT_VAR_DIR": str(var)}
+    question = question or load_gold(Path("data/eval/questions.jsonl"))[0]["question"]
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, question], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunking import split_sentences
 from .question import Question
 from .vocab import YEAR, CorpusVocab
 

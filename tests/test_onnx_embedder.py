@@ -35,14 +35,14 @@ def questions() -> list[str]:
 
 @pytest.fixture(scope="module")
 def passages() -> list[str]:
-    """Every passage of data/docs, chunked as the engine indexes them."""
+    """Every passage of data/docs and the evaluation corpus, as the engine embeds them."""
     from index.chunking import chunk_document
     from index.config import IndexSettings
     from index.loaders import load_documents
 
-    docs = load_documents(DOCS).documents
-    out = [p.text for d in docs for p in chunk_document(d, max_chars=IndexSettings().max_passage_chars)]
-    assert len(out) >= 20
+    docs = load_documents(DOCS).documents + load_documents(DOCS.parent / "eval" / "corpus").documents
+    out = [p.embed_text for d in docs for p in chunk_document(d, max_chars=IndexSettings().max_passage_chars)]
+    assert len(out) >= 100
     return out
 
 
