@@ -62,6 +62,7 @@ class _Live:
     sentences: list[list[str]]
     years: set[str]
     newest: dict[str, float]  # document month -> 1.0 for the newest … 0.0 for the oldest
+    english: bool  # some passages are English: Chinese questions get dictionary translations
 
 
 class Engine:
@@ -119,6 +120,7 @@ class Engine:
             contexts=contexts, sentences=[split_sentences(simplify(p.text)) for p in stored.passages],
             years=set(vocab.years),
             newest={m: i / max(1, len(months) - 1) for i, m in enumerate(months)},
+            english=any(p.language.startswith("en") for p in stored.passages),
         )
 
     @property
@@ -237,7 +239,8 @@ class Engine:
 
     def analyse(self, question: str, live: _Live | None = None) -> Question:
         live = live or self._live
-        return analyse(question, live.vocab, curated(str(self.settings.vocab_dir)), live.bm25.vocab)
+        return analyse(question, live.vocab, curated(str(self.settings.vocab_dir)), live.bm25.vocab,
+                       english_docs=live.english)
 
     def candidates(self, q: Question, live: _Live, k: int = CANDIDATES, plain: bool = False) -> Pool:
         """Union of the dense and the BM25 top-k, with both scores for every member. `plain`:

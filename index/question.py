@@ -34,7 +34,8 @@ class Question:
         return self.simplified + ("（" + "、".join(extra[:8]) + "）" if extra else "")
 
 
-def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens) -> Question:
+def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, english_docs: bool = True) -> Question:
+    """`english_docs`: the corpus holds English passages, so Chinese words are worth translating."""
     text = nfkc(text).strip()
     simp = vocab.correct(simplify(text))  # 来山 -> the corpus's own spelling, before anything else
     low = simp.lower()
@@ -72,7 +73,7 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens) -> Qu
     terms = curated.bridge(simp)
     if english:
         terms += [t for t in english_to_chinese(simp, known_tokens) if t not in terms]
-    else:
+    elif english_docs:
         terms += [t for t in chinese_to_english([c for c in content if re.search(r"[\u4e00-\u9fff]", c)],
                                                 known_tokens) if t not in terms]
     tokens = tokenize(simp) + [t for e in entities for t in tokenize(e)] + [t for x in terms for t in tokenize(x)]
