@@ -201,16 +201,13 @@ def dictionary_places() -> frozenset[str]:
     """Cities and counties jieba's own dictionary knows (大连市 ns -> 大连), so a question about a
     place no document mentions is recognised even where jieba tags the bare name otherwise.
     Names that are mainly everyday words (延长 v, 南部 f) are left out."""
-    import jieba
+    import jieba.posseg
 
-    tags, names = {}, set()
-    with jieba.dt.get_dict_file() as f:
-        for line in f.read().decode("utf-8").splitlines():
-            parts = line.split()
-            if len(parts) == 3:
-                tags[parts[0]] = parts[2]
-                if parts[2] == "ns" and re.fullmatch(r"[\u4e00-\u9fff]{2,4}[市县]", parts[0]):
-                    names.add(parts[0][:-1])
+    from .lexical import _jieba
+
+    _jieba()
+    tags = jieba.posseg.dt.word_tag_tab  # jieba's own word -> tag table, already in memory for tagging
+    names = {w[:-1] for w, t in tags.items() if t == "ns" and re.fullmatch(r"[\u4e00-\u9fff]{2,4}[市县]", w)}
     everyday = {"v", "vn", "vd", "a", "ad", "an", "r", "f", "b", "t", "i", "m", "s", "c", "p"}
     return frozenset(n for n in names if len(n) >= 2 and tags.get(n) not in everyday and n[0] not in "各全本该此这那外")
 
