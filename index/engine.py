@@ -1,4 +1,9 @@
-"""The one facade the CLI and the bot use: build, search, answer."""
+"""The one facade the CLI and the bot use: build, load, answer.
+
+A document goes loaders -> chunking -> embedder + lexical -> store (`build`). A question goes
+question.analyse -> candidates (dense ∪ BM25) -> features.featurise -> rank (learned weights) ->
+answer.best_sentence / compose, or the refusal decision and answer.refusal_reason (`answer`).
+"""
 from __future__ import annotations
 
 import logging
