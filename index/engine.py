@@ -265,8 +265,8 @@ class Engine:
                     dense_rank=_ranks(dense), bm25_rank=np.where(bm > 0, _ranks(bm), 2 * k))
 
     def search(self, question: str | Question, k: int = 10, retriever: str | None = None,
-               live: _Live | None = None) -> list[tuple[Passage, float, np.ndarray]]:
-        """[(passage, score, features)] best first. retriever: hybrid (planbot's learned ranker),
+               live: _Live | None = None) -> list[tuple[Passage, float, np.ndarray, int]]:
+        """[(passage, score, features, passage index)] best first. retriever: hybrid (planbot's learned ranker),
         or the plain baselines bm25, dense and rrf."""
         live = live or self._live
         if live is None:
@@ -288,7 +288,7 @@ class Engine:
         else:
             scores = self.model.rank(x)
         order = np.argsort(-scores, kind="stable")[:k]
-        return [(live.stored.passages[pool.ids[i]], float(scores[i]), x[i]) for i in order]
+        return [(live.stored.passages[pool.ids[i]], float(scores[i]), x[i], int(pool.ids[i])) for i in order]
 
     def answer(self, question: str, retriever: str | None = None, top_k: int | None = None) -> Answer:
         t0 = time.perf_counter()
@@ -310,13 +310,12 @@ class Engine:
             if not hits:
                 result.reason = "资料里没有和这个问题相关的内容。"
                 return result
-            top = hits[0][0]
-            top_idx = live.stored.passages.index(top) if retriever == "hybrid" else 0
+            top_idx = hits[0][3]
             people = live.vocab.people_in(top_idx) if q.asks == "person" else []
             result.citations = [
                 Citation(rank=i + 1, passage=p, score=score,
                          best_sentence=ans.best_sentence(p, q, cues, people if i == 0 else ()))
-                for i, (p, score, _) in enumerate(hits[:k])
+                for i, (p, score, _, _) in enumerate(hits[:k])
             ]
             if retriever == "hybrid":
                 reason = self._refusal(q, live, hits, top_idx, cues)

@@ -64,9 +64,9 @@ def _ranker_rows(engine: Engine, gold: list[dict]) -> tuple[list, list, list]:
             continue
         q = engine.analyse(row["question"], live)
         ev = [fold(e) for e in row["evidence"]]
-        for p, _, x in engine.search(q, k=10 ** 6, retriever="hybrid", live=live):
+        for _, _, x, pid in engine.search(q, k=10 ** 6, retriever="hybrid", live=live):
             xs.append(x)
-            ys.append(int(any(e in folded[passages.index(p)] for e in ev)))
+            ys.append(int(any(e in folded[pid] for e in ev)))
             groups.append(f"{id(engine)}:{row['id']}")
     return xs, ys, groups
 
@@ -78,7 +78,7 @@ def _refusal_rows(engine: Engine, gold: list[dict]) -> tuple[list, list]:
     for row in gold:
         q = engine.analyse(row["question"], live)
         hits = engine.search(q, k=5, retriever="hybrid", live=live)
-        r, _, _ = engine.refusal_inputs(q, live, hits, live.stored.passages.index(hits[0][0]), cues)
+        r, _, _ = engine.refusal_inputs(q, live, hits, hits[0][3], cues)
         rx.append(r)
         ry.append(int(row["answerable"]))
     return rx, ry
