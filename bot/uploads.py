@@ -155,6 +155,11 @@ async def on_document(update: Update, ctx: Ctx) -> None:
         d.release(entry)
         await _refuse(update, str(exc), name)
         return
+    except Exception as exc:  # a parser or the disk failing in a way the checks did not foresee
+        d.release(entry)
+        log.exception("checking upload %s failed", name)
+        await _refuse(update, f"检查文件时出错（{type(exc).__name__}），请换一个版本再试。", name)
+        return
     except BaseException:
         d.release(entry)
         raise
