@@ -277,8 +277,7 @@ class Engine:
         retriever = retriever or self.settings.retriever
         pool = self.candidates(q, live, plain=retriever != "hybrid")
         cues = curated(str(self.settings.vocab_dir)).cues
-        x = featurise(q, pool, live.contexts, live.sentences, [p.language for p in live.stored.passages],
-                      [p.date for p in live.stored.passages], live.newest, live.vocab, cues)
+        x = featurise(q, pool, live.contexts, live.sentences, live.stored.passages, live.newest, live.vocab, cues)
         if retriever == "dense":
             scores = pool.dense
         elif retriever == "bm25":
@@ -318,7 +317,7 @@ class Engine:
                 for i, (p, score, _, _) in enumerate(hits[:k])
             ]
             if retriever == "hybrid":
-                reason = self._refusal(q, live, hits, top_idx, cues)
+                reason = self._refusal(q, live, hits, cues)
                 if reason:
                     result.citations = []
                     result.reason = reason
@@ -329,8 +328,8 @@ class Engine:
         finally:
             result.latency_ms = (time.perf_counter() - t0) * 1000
 
-    def refusal_inputs(self, q: Question, live: _Live, hits, top_idx: int, cues: dict) -> tuple[np.ndarray, str, bool]:
-        top = hits[0][0]
+    def refusal_inputs(self, q: Question, live: _Live, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
+        top, top_idx = hits[0][0], hits[0][3]
         ctx = live.contexts[top_idx]
         x = np.vstack([h[2] for h in hits])
         scores = np.array([h[1] for h in hits], np.float32)
@@ -339,8 +338,8 @@ class Engine:
         type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
         ent = sum(e in ctx for e in q.entities) / len(q.entities) if q.entities else 1.0
         r = refusal_features(x, scores, np.arange(len(hits)), q, live.years, top_years, type_in_top, ent,
-                             self._missing_words(q, live, [live.contexts[top_idx]] + [passage_context(h[0]) for h in hits[1:3]],
-                                                 [simplify(s) for h in hits[:3] for s in split_sentences(h[0].text)], cues))
+                             self._missing_words(q, live, [live.contexts[h[3]] for h in hits[:3]],
+                                                 [sent for h in hits[:3] for sent in live.sentences[h[3]]], cues))
         return r, ctx, type_in_top
 
     @staticmethod
@@ -362,8 +361,8 @@ class Engine:
         support = max((1 - absent(s) for s in sentences if not q.asks or has_value(q.asks, s, cues)), default=0.0)
         return absent(contexts[0]), absent(top3), float(corpus), support
 
-    def _refusal(self, q: Question, live: _Live, hits, top_idx: int, cues: dict) -> str | None:
-        r, ctx, type_in_top = self.refusal_inputs(q, live, hits, top_idx, cues)
+    def _refusal(self, q: Question, live: _Live, hits, cues: dict) -> str | None:
+        r, ctx, type_in_top = self.refusal_inputs(q, live, hits, cues)
         if q.unknown_places:  # a place no document mentions: nothing in them can be about it
             return ans.refusal_reason(q, live.vocab, live.years, hits[0][0], ctx, type_in_top)
         if self.model.answerable(r) >= self.model.threshold:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .models import Passage
 from .question import Question
 from .vocab import YEAR, CorpusVocab
 
@@ -46,8 +47,8 @@ def has_value(asks: str | None, text: str, cues: dict, people: list[str] = ()) -
     return bool(pat and re.search(pat, text))
 
 
-def featurise(q: Question, pool: Pool, contexts: list[str], sentences: list[list[str]], langs: list[str],
-              dates: list[str], newest: dict[str, float], vocab: CorpusVocab, cues: dict) -> np.ndarray:
+def featurise(q: Question, pool: Pool, contexts: list[str], sentences: list[list[str]], passages: list[Passage],
+              newest: dict[str, float], vocab: CorpusVocab, cues: dict) -> np.ndarray:
     """One row per candidate, columns in NAMES order."""
     n = len(pool.ids)
     out = np.zeros((n, len(NAMES)), np.float32)
@@ -79,12 +80,12 @@ def featurise(q: Question, pool: Pool, contexts: list[str], sentences: list[list
             here = set(YEAR.findall(ctx))
             f[10] = float(any(y in here for y in q.years))
             f[11] = float(bool(here) and not any(y in here for y in q.years))
-            f[12] = float(dates[pid][:4] in q.years)
-        f[13] = newest.get(dates[pid][:7], 0.0) if q.recent else 0.0
+            f[12] = float(passages[pid].date[:4] in q.years)
+        f[13] = newest.get(passages[pid].date[:7], 0.0) if q.recent else 0.0
         if q.asks:
             people = vocab.people_in(int(pid)) if q.asks == "person" else []
             f[14] = float(any(has_value(q.asks, s, cues, people) for s in sentences[pid]))
         f[15] = math.log1p(len(ctx)) / 6
-        f[16] = float((langs[pid] == "en") == q.english)
+        f[16] = float((passages[pid].language == "en") == q.english)
         f[17] = sum(w in title_head for w in content) / len(content) if content else 0.0
     return out

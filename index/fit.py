@@ -78,7 +78,7 @@ def _refusal_rows(engine: Engine, gold: list[dict]) -> tuple[list, list]:
     for row in gold:
         q = engine.analyse(row["question"], live)
         hits = engine.search(q, k=5, retriever="hybrid", live=live)
-        r, _, _ = engine.refusal_inputs(q, live, hits, hits[0][3], cues)
+        r, _, _ = engine.refusal_inputs(q, live, hits, cues)
         rx.append(r)
         ry.append(int(row["answerable"]))
     return rx, ry
