@@ -68,6 +68,7 @@ class _Live:
     years: set[str]
     newest: dict[str, float]  # document month -> 1.0 for the newest … 0.0 for the oldest
     english: bool  # some passages are English: Chinese questions get dictionary translations
+    covered: list[str] | None = None  # covered_places(), computed on first use
 
 
 class Engine:
@@ -142,10 +143,17 @@ class Engine:
     def covered_places(self) -> list[str]:
         """The administrative places the documents name (a place written with 区/市/县… somewhere),
         in order of first mention: what a refusal can offer instead."""
-        if not self._live:
+        live = self._live
+        if not live:
             return []
-        v = self._live.vocab
-        text = "\n".join(self._live.contexts)
+        if live.covered is None:  # once per index version: it scans the whole corpus text
+            live.covered = self._covered(live)
+        return live.covered
+
+    @staticmethod
+    def _covered(live: _Live) -> list[str]:
+        v = live.vocab
+        text = "\n".join(live.contexts)
         admin = {core(n) for n in v.kinds if re.fullmatch(r"[\u4e00-\u9fff]{2,3}[区市县]", n) and core(n) != n}
         admin |= {n for n in v.kinds if re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) and core(n) == n and any(n + s in text for s in "区市县")}
         return sorted(admin, key=lambda n: text.find(n))[:15]
