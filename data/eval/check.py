@@ -36,10 +36,11 @@ import unicodedata
 from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DOCS = os.path.join(HERE, "corpus")
+# corpus2/ holds reports written after tuning began; only test2.jsonl asks about them.
+DOC_DIRS = [d for d in (os.path.join(HERE, "corpus"), os.path.join(HERE, "corpus2")) if os.path.isdir(d)]
 SEED = os.path.normpath(os.path.join(HERE, "..", "docs", "yantai-county-economy-2021.txt"))
 SEED_STEM = "yantai-county-economy-2021"
-SPLITS = ("dev", "test")
+SPLITS = tuple(s for s in ("dev", "test", "dev2", "test2") if os.path.exists(os.path.join(HERE, f"{s}.jsonl")))
 KINDS = {"fact", "number", "date", "paraphrase", "typo", "traditional", "english", "zh_about_en",
          "table", "year_sensitive", "cross_doc", "multi_part", "unanswerable"}
 STRICT_KINDS = {"year_sensitive", "cross_doc"}
@@ -86,14 +87,15 @@ READERS = {".txt": read_text, ".md": read_text, ".html": read_html, ".docx": rea
 def load_docs():
     texts = {SEED_STEM: read_text(SEED)}
     files = {}
-    for name in sorted(os.listdir(DOCS)):
-        if name.endswith(".meta.json"):
-            continue
-        stem, ext = os.path.splitext(name)
-        if ext not in READERS:
-            continue
-        texts[stem] = READERS[ext](os.path.join(DOCS, name))
-        files[stem] = name
+    for folder in DOC_DIRS:
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".meta.json"):
+                continue
+            stem, ext = os.path.splitext(name)
+            if ext not in READERS:
+                continue
+            texts[stem] = READERS[ext](os.path.join(folder, name))
+            files[stem] = os.path.join(folder, name)
     return texts, files
 
 
@@ -118,7 +120,7 @@ def main(argv):
 
     # ---- documents and sidecars
     for stem, name in files.items():
-        mp = os.path.join(DOCS, stem + ".meta.json")
+        mp = os.path.join(os.path.dirname(name), stem + ".meta.json")
         if not os.path.exists(mp):
             errs.append(f"{name}: no sidecar {stem}.meta.json")
             continue
@@ -225,7 +227,7 @@ def main(argv):
             errs.append(f"question text used {c} times: {qtext[:30]}")
 
     # ---- report
-    print(f"docs: {len(files)} (+ seed)")
+    print(f"docs: {len(files)} (+ seed) in {', '.join(os.path.basename(d) for d in DOC_DIRS)}")
     for split, qs in per_split.items():
         n_un = sum(1 for q in qs if not q.get("answerable"))
         share = n_un / len(qs) if qs else 0
@@ -239,8 +241,8 @@ def main(argv):
         missing_kinds = KINDS - set(kinds)
         if missing_kinds:
             warns.append(f"{split}: no question of kind(s) {sorted(missing_kinds)}")
-    dev_ev = {e for q in per_split.get("dev", []) for e in q.get("evidence", [])}
-    for q in per_split.get("test", []):
+    dev_ev = {e for q in per_split.get("dev", []) + per_split.get("dev2", []) for e in q.get("evidence", [])}
+    for q in per_split.get("test", []) + per_split.get("test2", []):
         for e in q.get("evidence", []):
             if e in dev_ev:
                 warns.append(f"{q.get('id')}: evidence string also used in dev: {e}")
