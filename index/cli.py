@@ -137,7 +137,8 @@ def cmd_fit(args) -> int:
         path, _, dirs = spec.partition("@")
         folders = dirs.split(",") if dirs else args.docs
         sets.append((corpus_engine([Path(d) for d in folders]), [Path(path)]))
-    info = fit(sets, Path(args.out))
+    command = "planbot fit " + " ".join(args.path) + " --docs " + " ".join(str(d) for d in args.docs)
+    info = fit(sets, Path(args.out), command=command)
     print(json.dumps(info, ensure_ascii=False, indent=2))
     return 0
 

@@ -19,12 +19,13 @@ from . import answer as ans
 from .chunking import chunk_document, split_sentences
 from .config import IndexSettings
 from .embedder import Embedder
-from .features import Pool, featurise, has_value
+from .features import Pool, featurise
 from .lexical import BM25Index, tokenize
 from .loaders import load_documents
 from .models import Answer, Citation, Passage
 from .question import Question, analyse
-from .rank import RankModel, refusal_features
+from . import refusal
+from .rank import RankModel
 from .store import IndexCorrupt, IndexMissing, IndexStore, StoredIndex, spot_check
 from .textnorm import nfkc, simplify
 from .vocab import CorpusVocab, core, curated, passage_context
@@ -337,37 +338,8 @@ class Engine:
             result.latency_ms = (time.perf_counter() - t0) * 1000
 
     def refusal_inputs(self, q: Question, live: _Live, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
-        top, top_idx = hits[0][0], hits[0][3]
-        ctx = live.contexts[top_idx]
-        x = np.vstack([h[2] for h in hits])
-        scores = np.array([h[1] for h in hits], np.float32)
-        top_years = set(re.findall(r"(?:19|20)\d\d", ctx)) | {top.date[:4]}
-        people = live.vocab.people_in(top_idx) if q.asks == "person" else []
-        type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
-        ent = sum(e in ctx for e in q.entities) / len(q.entities) if q.entities else 1.0
-        r = refusal_features(x, scores, np.arange(len(hits)), q, live.years, top_years, type_in_top, ent,
-                             self._missing_words(q, live, [live.contexts[h[3]] for h in hits[:3]],
-                                                 [sent for h in hits[:3] for sent in live.sentences[h[3]]], cues))
-        return r, ctx, type_in_top
-
-    @staticmethod
-    def _missing_words(q: Question, live: _Live, contexts: list[str], sentences: list[str],
-                       cues: dict) -> tuple[float, float, float, float]:
-        """What the question asks about beyond its names: words absent from the best passage,
-        from the top three, from the whole corpus (员工, 票价, 区长 where no document has them),
-        and how much of it one sentence of the top three holds next to a value of the asked kind."""
-        words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}", w)
-                 and not any(w in e or e in w for e in q.entities)]
-        if not words:
-            return 0.0, 0.0, 0.0, 1.0
-
-        def absent(text: str) -> float:
-            return sum(w not in text for w in words) / len(words)
-        top3 = "\n".join(contexts)
-        corpus = sum(w not in live.bm25.vocab and not all("#" + w[i:i + 2] in live.bm25.vocab
-                     for i in range(len(w) - 1)) for w in words)
-        support = max((1 - absent(s) for s in sentences if not q.asks or has_value(q.asks, s, cues)), default=0.0)
-        return absent(contexts[0]), absent(top3), float(corpus), support
+        return refusal.inputs(q, refusal.Corpus(live.contexts, live.sentences, live.years, live.vocab, live.bm25),
+                              hits, cues)
 
     def _refusal(self, q: Question, live: _Live, hits, cues: dict) -> str | None:
         r, ctx, type_in_top = self.refusal_inputs(q, live, hits, cues)

@@ -17,7 +17,7 @@ from .vocab import YEAR, CorpusVocab
 NAMES = [
     "dense", "dense_gap", "bm25", "rrf", "cover_words", "cover_bigrams", "best_sentence",
     "entity_match", "entity_missing", "other_places", "year_asked_here", "year_other_only",
-    "year_doc", "recency", "type_value", "length", "lang_match", "title_cover",
+    "year_doc", "recency", "type_value", "length", "lang_match", "title_cover", "heads_here",
 ]
 _NAME = re.compile(r"[\u4e00-\u9fff]{2,3}(?=说|表示|介绍|指出|认为|称)")
 
@@ -88,4 +88,19 @@ def featurise(q: Question, pool: Pool, contexts: list[str], sentences: list[list
         f[15] = math.log1p(len(ctx)) / 6
         f[16] = float((passages[pid].language == "en") == q.english)
         f[17] = sum(w in title_head for w in content) / len(content) if content else 0.0
+        f[18] = 1.0 - heads_absent(q.heads, ctx.lower()) if q.heads else 0.0
     return out
+
+
+def heads_absent(heads: list[str], text: str) -> float:
+    """Share of the asked-about words (question.heads) the text lacks; a compound word (主导产业)
+    counts by the share of its character bigrams the text holds."""
+    if not heads:
+        return 0.0
+
+    def lacks(w: str) -> float:
+        if w in text:
+            return 0.0
+        grams = [w[i:i + 2] for i in range(len(w) - 1)] if re.fullmatch(r"[\u4e00-\u9fff]{3,}", w) else []
+        return 1.0 - sum(g in text for g in grams) / len(grams) if grams else 1.0
+    return sum(lacks(w) for w in heads) / len(heads)

@@ -84,7 +84,8 @@ def _refusal_rows(engine: Engine, gold: list[dict]) -> tuple[list, list]:
     return rx, ry
 
 
-def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c_refuse: float = 0.1) -> dict:
+def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c_refuse: float = 0.1,
+        command: str = "") -> dict:
     """`sets`: (engine over a corpus, question files about it). Every set adds rows to both fits."""
     golds = [(engine, [row for p in paths for row in load_gold(p)]) for engine, paths in sets]
     xs, ys, groups = [], [], []
@@ -117,7 +118,7 @@ def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c
         "ranker_rows": len(ys), "ranker_positives": int(sum(ys)), "questions": int(len(ry)),
         "fit_refused": round(best[0], 3), "fit_false_refusals": round(float(np.mean(p[ry == 1] < threshold)), 3),
         "threshold": threshold, "date": dt.date.today().isoformat(),
-        "command": "planbot fit " + " ".join(paths),
+        "command": command or "planbot fit " + " ".join(paths),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"ranker": ranker.to_dict(), "refusal": refusal.to_dict(), "threshold": threshold,

@@ -67,6 +67,21 @@ class BM25Index:
         """The indexed tokens (a view, not a copy)."""
         return self._vocab_ids.keys()
 
+    def idf(self, word: str) -> float:
+        """How rare a word is in the corpus, 0 (every passage) .. log(n+1)/0.5 (none). A word jieba
+        cut differently in the passages counts by its rarest character bigram."""
+        df = self._df(word)
+        if df == 0 and len(word) > 2 and re.fullmatch(r"[\u4e00-\u9fff]+", word):
+            df = min(self._df("#" + word[i:i + 2]) for i in range(len(word) - 1))
+        return float(np.log((self.n + 1) / (df + 0.5)))
+
+    def _df(self, token: str) -> int:
+        i = self._vocab_ids.get(token)
+        if i is None or not self.n:
+            return 0
+        indptr = self.model.scores["indptr"]  # bm25s keeps one column per token: its length is the df
+        return int(indptr[i + 1] - indptr[i])
+
     def scores(self, query_tokens: list[str]) -> np.ndarray:
         known = [self._vocab_ids[t] for t in query_tokens if t in self._vocab_ids]
         if not known or self.n == 0:

@@ -26,6 +26,7 @@ class Question:
     terms: list[str] = field(default_factory=list)  # glossary + dictionary translations
     tokens: list[str] = field(default_factory=list)  # BM25 query tokens
     parts: list[str] = field(default_factory=list)  # sub-questions of a multi-part question
+    heads: list[str] = field(default_factory=list)  # what the question word asks about: 员工 in 有多少员工
 
     @property
     def dense_text(self) -> str:
@@ -78,6 +79,33 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
                                                 known_tokens) if t not in terms]
     tokens = tokenize(simp) + [t for e in entities for t in tokenize(e)] + [t for x in terms for t in tokenize(x)]
     parts = [p.strip() for p in re.split(cues.get("part_split", "$^"), simp) if len(p.strip()) >= 2]
+    asked = " ".join(m.group(0) for pat in cues.get("asks", {}).values() for m in re.finditer(pat, low))
+    heads = [h for h in _heads(tags, qwords, set(cues.get("head_skip", ())), entities, years) if h not in asked]
     return Question(text=text, simplified=simp, english=english, content=content, entities=entities,
                     unknown=unknown, unknown_places=places, years=years, asks=asks, recent=recent, terms=terms, tokens=tokens,
-                    parts=parts if len(parts) >= 2 else [])
+                    parts=parts if len(parts) >= 2 else [], heads=heads)
+
+
+def _heads(tags: list[tuple[str, str]], qwords: re.Pattern, skip: set[str], entities: list[str],
+           years: list[str]) -> list[str]:
+    """The words next to each question word (票价 in 票价多少, 员工 in 多少员工, 总经理 in 总经理是谁):
+    the attribute asked for. A near-miss question names a real entity but an attribute no
+    passage about it gives, so these words are what an answering passage has to hold."""
+    words = [(w.lower(), f) for w, f in tags if w.strip() and re.search(r"\w", w)]
+    out: list[str] = []
+    for i, (w, _) in enumerate(words):
+        if not qwords.fullmatch(w):
+            continue
+        for step in (-1, 1):
+            j = i + step
+            while 0 <= j < len(words) and (words[j][0] in skip or words[j][0] in STOPWORDS or qwords.fullmatch(words[j][0])):
+                j += step
+            if not 0 <= j < len(words):
+                continue
+            head, tag = words[j]
+            if not (tag.startswith("n") or tag in ("vn", "eng")) or len(head) < 2:
+                continue  # 作为, 叫: the verb of the question, not what it asks about
+            if head in years or head == "年" or any(head in e or e in head for e in entities) or head in out:
+                continue
+            out.append(head)
+    return out

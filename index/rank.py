@@ -14,11 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import NAMES
-
-REFUSAL_NAMES = [
-    "top_entity_match", "unknown_entity", "year_not_in_corpus", "year_not_in_top", "type_missing_top",
-    "top_dense", "words_missing_top3", "words_missing_corpus", "sentence_support",
-]
+from .refusal import REFUSAL_NAMES
 
 
 @dataclass
@@ -70,17 +66,3 @@ class RankModel:
 
     def answerable(self, r: np.ndarray) -> float:
         return float(self.refusal.score(r[None, :])[0]) if self.refusal is not None else 1.0
-
-
-def refusal_features(x: np.ndarray, scores: np.ndarray, order: np.ndarray, q, corpus_years: set[str],
-                     top_years: set[str], type_in_top: bool, entity_in_top: float,
-                     missing: tuple[float, float, float, float]) -> np.ndarray:
-    """Evidence that the best passage answers: its score and lead, and whether what the question
-    names (entities, years) and asks for (a value of some kind) stand in it."""
-    top = order[0]
-    col = {n: i for i, n in enumerate(NAMES)}
-    return np.array([
-        entity_in_top, float(bool(q.unknown)), float(any(y not in corpus_years for y in q.years)),
-        float(bool(q.years) and not any(y in top_years for y in q.years)),
-        float(bool(q.asks) and not type_in_top), x[top, col["dense"]], missing[1], missing[2], missing[3],
-    ], np.float32)

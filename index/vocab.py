@@ -120,21 +120,33 @@ class CorpusVocab:
         names = self._by_length()
         for run in _HANZI.findall(text):
             py = lazy_pinyin(run)
+            cuts = _boundaries(run)
             for size in (4, 3, 2):
                 for i in range(len(run) - size + 1):
                     window = run[i:i + size]
+                    if i not in cuts or i + size not in cuts:
+                        continue  # 某地|工业园 holds no misspelt 某地港: a repair spans whole words
                     if window in self.entities or _is_word(window) or any(ch in STOPWORDS for ch in window) or any(window in o[1] or o[1] in window for o in out):
                         continue  # a real word (开工) is not a misspelt name
                     best = None  # same sound beats a close one; then the name more passages use
                     for name, name_py in names.get(size, ()):
                         diff = [j for j in range(size) if window[j] != name[j]]
-                        if len(diff) == 1 and name not in text and _close(py[i + diff[0]], name_py[diff[0]]):
+                        if len(diff) != 1 or name in text:
+                            continue
+                        a, b = py[i + diff[0]], name_py[diff[0]]
+                        # a name written right plus a near sound next to it (a place + 一产, a place + 站) is not
+                        # a misspelling of a longer name; a true homophone (港 written 刚) is
+                        if _same(a, b) or (_close(a, b) and not self._holds_name(window)):
                             rank = (py[i + diff[0]] == name_py[diff[0]], len(self.entities.get(name, ())))
                             if best is None or rank > best[0]:
                                 best = (rank, name)
                     if best:
                         out.append((best[1], window))
         return out
+
+    def _holds_name(self, window: str) -> bool:
+        return any(window[i:j] in self.entities for i in range(len(window))
+                   for j in range(i + 2, len(window) + (i > 0)))
 
     @functools.cached_property
     def _names_py(self) -> dict[int, list[tuple[str, list[str]]]]:
@@ -157,6 +169,17 @@ class CorpusVocab:
         return text
 
 
+def _boundaries(run: str) -> set[int]:
+    """Offsets where jieba's dictionary segmentation of `run` puts a word break."""
+    from .lexical import _jieba
+
+    cuts, at = {0}, 0
+    for w in _jieba().cut(run, HMM=False):
+        at += len(w)
+        cuts.add(at)
+    return cuts
+
+
 def _is_word(text: str) -> bool:
     import jieba
 
@@ -172,7 +195,7 @@ _INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k",
 
 def _close(a: str, b: str) -> bool:
     """Two syllables a reader might confuse: the same, or sharing the initial or the final."""
-    if a == b:
+    if _same(a, b):
         return True
 
     def split(s: str) -> tuple[str, str]:
@@ -180,6 +203,25 @@ def _close(a: str, b: str) -> bool:
         return ini, s[len(ini):]
     (ia, fa), (ib, fb) = split(a), split(b)
     return (ia == ib and ia != "") or (fa == fb and fa != "")
+
+
+def _same(a: str, b: str) -> bool:
+    """The same sound up to the usual fuzzy-pinyin pairs (zh/z, ch/c, sh/s, n/l, h/f, -ang/-an,
+    -eng/-en, -ing/-in)."""
+    return _fuzzy(a) == _fuzzy(b)
+
+
+def _fuzzy(s: str) -> str:
+    for hard, soft in (("zh", "z"), ("ch", "c"), ("sh", "s")):
+        if s.startswith(hard):
+            s = soft + s[2:]
+            break
+    if s[:1] in ("n", "h"):
+        s = {"n": "l", "h": "f"}[s[0]] + s[1:]
+    for hard, soft in (("ang", "an"), ("eng", "en"), ("ing", "in")):
+        if s.endswith(hard):
+            return s[: -len(hard)] + soft
+    return s
 
 
 def _pinyin_index(names: list[str]) -> dict[str, str]:

@@ -1,0 +1,90 @@
+"""Evidence that the best passages answer the question, for the one refusal decision.
+
+Near-miss questions name a real entity and retrieve passages about it that score like answers,
+so scores alone cannot tell them apart. What can: whether what the question names (entities,
+years, numbers) and what it asks about (the words next to its question word, a value of the
+asked kind) stand in the best passage. rank.RankModel weighs these with weights fitted on dev.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import NAMES, has_value, heads_absent
+from .lexical import BM25Index
+from .question import Question
+from .textnorm import simplify
+from .vocab import CorpusVocab
+
+REFUSAL_NAMES = [
+    "top_entity_match", "unknown_entity", "year_not_in_corpus", "year_not_in_top", "type_missing_top",
+    "top_dense", "words_missing_top3", "words_missing_corpus", "sentence_support",
+    "heads_missing_top", "heads_missing_top_sentence", "rarest_missing_top", "number_missing_top",
+]
+_YEARISH = re.compile(r"(?:19|20)\d\d")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?|[一二三四五六七八九十]+(?=[号期座台个届])")
+
+
+@dataclass
+class Corpus:
+    """What the refusal features read about the indexed passages."""
+    contexts: list[str]  # simplified title + heading + text
+    sentences: list[list[str]]
+    years: set[str]
+    vocab: CorpusVocab
+    bm25: BM25Index
+
+
+def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
+    """(features in REFUSAL_NAMES order, the best passage's context, whether it holds a value of
+    the asked kind). `hits`: (passage, score, ranker features, passage index), best first."""
+    top, top_idx = hits[0][0], hits[0][3]
+    ctx = corpus.contexts[top_idx]
+    low = ctx.lower()
+    top_years = set(_YEARISH.findall(ctx)) | {top.date[:4]}
+    people = corpus.vocab.people_in(top_idx) if q.asks == "person" else []
+    type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
+    entity = sum(e in ctx for e in q.entities) / len(q.entities) if q.entities else 1.0
+    top3 = [corpus.contexts[h[3]] for h in hits[:3]]
+    missing = _missing_words(q, corpus, top3, [s for h in hits[:3] for s in corpus.sentences[h[3]]], cues)
+    heads = [h for h in q.heads if h]
+    sentences = [s.lower() for s in corpus.sentences[top_idx]] or [low]
+    numbers = [n for n in _NUMBER.findall(q.simplified) if not _YEARISH.fullmatch(n)]
+    return np.array([
+        entity, float(bool(q.unknown)), float(any(y not in corpus.years for y in q.years)),
+        float(bool(q.years) and not any(y in top_years for y in q.years)),
+        float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], missing[1], missing[2], missing[3],
+        heads_absent(heads, low), min(heads_absent(heads, s) for s in sentences),
+        _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
+    ], np.float32), ctx, type_in_top
+
+
+def _absent(words: list[str], text: str) -> float:
+    return sum(w not in text for w in words) / len(words) if words else 0.0
+
+
+def _rarest_missing(q: Question, bm25: BM25Index, text: str) -> float:
+    """The rarest question word the passage lacks (票价, 员工 where the corpus barely has them),
+    as a share of the largest idf the corpus can give."""
+    words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}|[a-z0-9]{2,}", w)
+             and not any(w in e or e in w for e in q.entities) and w not in text]
+    top = np.log(bm25.n + 1) + np.log(2)
+    return max((bm25.idf(w) for w in words), default=0.0) / top if bm25.n else 0.0
+
+
+def _missing_words(q: Question, corpus: Corpus, contexts: list[str], sentences: list[str],
+                   cues: dict) -> tuple[float, float, float, float]:
+    """What the question asks about beyond its names: words absent from the best passage,
+    from the top three, from the whole corpus (员工, 票价, 区长 where no document has them),
+    and how much of it one sentence of the top three holds next to a value of the asked kind."""
+    words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}", w)
+             and not any(w in e or e in w for e in q.entities)]
+    if not words:
+        return 0.0, 0.0, 0.0, 1.0
+    top3 = "\n".join(contexts)
+    vocab = corpus.bm25.vocab
+    unknown = sum(w not in vocab and not all("#" + w[i:i + 2] in vocab for i in range(len(w) - 1)) for w in words)
+    support = max((1 - _absent(words, s) for s in sentences if not q.asks or has_value(q.asks, s, cues)), default=0.0)
+    return _absent(words, contexts[0]), _absent(words, top3), float(unknown), support
