@@ -18,6 +18,7 @@ NAMES = [
     "dense", "dense_gap", "bm25", "rrf", "cover_words", "cover_bigrams", "best_sentence",
     "entity_match", "entity_missing", "other_places", "year_asked_here", "year_other_only",
     "year_doc", "recency", "type_value", "length", "lang_match", "title_cover", "heads_here",
+    "terms_here",
 ]
 _NAME = re.compile(r"[\u4e00-\u9fff]{2,3}(?=说|表示|介绍|指出|认为|称)")
 
@@ -61,6 +62,7 @@ def featurise(q: Question, pool: Pool, contexts: list[str], sentences: list[list
     asked_places = set(q.entities)
     for row, pid in enumerate(pool.ids):
         ctx = contexts[pid]
+        low = ctx.lower()
         title_head = ctx.split("\n", 1)[0]
         f = out[row]
         f[0] = pool.dense[row]
@@ -71,7 +73,7 @@ def featurise(q: Question, pool: Pool, contexts: list[str], sentences: list[list
         f[5] = len(qgrams & bigrams(ctx)) / len(qgrams) if qgrams else 0.0
         f[6] = max((len(qgrams & bigrams(s)) / len(qgrams) for s in sentences[pid]), default=0.0) if qgrams else 0.0
         if q.entities:
-            hit = sum(e in ctx for e in q.entities)
+            hit = sum(vocab.named_in(e, ctx, low) for e in q.entities)
             f[7] = hit / len(q.entities)
             f[8] = float(hit == 0)
         others = [pl for pl in vocab.places_in(int(pid)) if pl not in asked_places]
@@ -88,13 +90,15 @@ def featurise(q: Question, pool: Pool, contexts: list[str], sentences: list[list
         f[15] = math.log1p(len(ctx)) / 6
         f[16] = float((passages[pid].language == "en") == q.english)
         f[17] = sum(w in title_head for w in content) / len(content) if content else 0.0
-        f[18] = 1.0 - heads_absent(q.heads, ctx.lower()) if q.heads else 0.0
+        f[18] = 1.0 - heads_absent(q.heads, low) if q.heads else 0.0
+        f[19] = sum(t in low for t in q.terms) / len(q.terms) if q.terms else 0.0  # translations, glossary words
     return out
 
 
-def heads_absent(heads: list[str], text: str) -> float:
-    """Share of the asked-about words (question.heads) the text lacks; a compound word (主导产业)
-    counts by the share of its character bigrams the text holds."""
+def heads_absent(heads: list[str], text: str, idf=None) -> float:
+    """Share of the asked-about words (question.heads) the text lacks, each weighed by its idf
+    when given (a generic word matters less); a compound word (主导产业) counts by the share of
+    its character bigrams the text holds."""
     if not heads:
         return 0.0
 
@@ -103,4 +107,5 @@ def heads_absent(heads: list[str], text: str) -> float:
             return 0.0
         grams = [w[i:i + 2] for i in range(len(w) - 1)] if re.fullmatch(r"[\u4e00-\u9fff]{3,}", w) else []
         return 1.0 - sum(g in text for g in grams) / len(grams) if grams else 1.0
-    return sum(lacks(w) for w in heads) / len(heads)
+    weights = [idf(w) if idf else 1.0 for w in heads]
+    return sum(wt * lacks(w) for w, wt in zip(heads, weights)) / (sum(weights) or 1.0)

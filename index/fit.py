@@ -84,7 +84,7 @@ def _refusal_rows(engine: Engine, gold: list[dict]) -> tuple[list, list]:
     return rx, ry
 
 
-def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c_refuse: float = 0.1,
+def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c_refuse: float = 1.0,
         command: str = "") -> dict:
     """`sets`: (engine over a corpus, question files about it). Every set adds rows to both fits."""
     golds = [(engine, [row for p in paths for row in load_gold(p)]) for engine, paths in sets]

@@ -75,8 +75,9 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
     if english:
         terms += [t for t in english_to_chinese(simp, known_tokens) if t not in terms]
     elif english_docs:
-        terms += [t for t in chinese_to_english([c for c in content if re.search(r"[\u4e00-\u9fff]", c)],
-                                                known_tokens) if t not in terms]
+        hanzi = [c for c in content if re.search(r"[\u4e00-\u9fff]", c)]
+        terms += [t for t in chinese_to_english(hanzi, known_tokens) + _romanised(hanzi + entities, known_tokens)
+                  if t not in terms]
     tokens = tokenize(simp) + [t for e in entities for t in tokenize(e)] + [t for x in terms for t in tokenize(x)]
     parts = [p.strip() for p in re.split(cues.get("part_split", "$^"), simp) if len(p.strip()) >= 2]
     asked = " ".join(m.group(0) for pat in cues.get("asks", {}).values() for m in re.finditer(pat, low))
@@ -84,6 +85,20 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
     return Question(text=text, simplified=simp, english=english, content=content, entities=entities,
                     unknown=unknown, unknown_places=places, years=years, asks=asks, recent=recent, terms=terms, tokens=tokens,
                     parts=parts if len(parts) >= 2 else [], heads=heads)
+
+
+def _romanised(words: list[str], known_tokens) -> list[str]:
+    """Names as an English text spells them (their toneless pinyin, suffix dropped), where the
+    corpus's English passages use that spelling: a Chinese question about an English report."""
+    from pypinyin import lazy_pinyin
+
+    out = []
+    for w in words:
+        for name in {w, core(w)}:
+            key = "".join(lazy_pinyin(name))
+            if 2 <= len(name) <= 4 and len(key) >= 5 and key in known_tokens and key not in out:
+                out.append(key)
+    return out
 
 
 def _heads(tags: list[tuple[str, str]], qwords: re.Pattern, skip: set[str], entities: list[str],
@@ -103,8 +118,8 @@ def _heads(tags: list[tuple[str, str]], qwords: re.Pattern, skip: set[str], enti
             if not 0 <= j < len(words):
                 continue
             head, tag = words[j]
-            if not (tag.startswith("n") or tag in ("vn", "eng")) or len(head) < 2:
-                continue  # 作为, 叫: the verb of the question, not what it asks about
+            if not (tag[:1] in ("n", "v", "q") or tag == "eng") or (len(head) < 2 and tag != "q"):
+                continue  # 叫, 了: not what the question asks about; a unit (亩, 吨) is
             if head in years or head == "年" or any(head in e or e in head for e in entities) or head in out:
                 continue
             out.append(head)

@@ -24,7 +24,7 @@ REFUSAL_NAMES = [
     "heads_missing_top", "heads_missing_top_sentence", "rarest_missing_top", "number_missing_top",
 ]
 _YEARISH = re.compile(r"(?:19|20)\d\d")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?|[一二三四五六七八九十]+(?=[号期座台个届])")
+_NUMBER = re.compile(r"(?:\d+|[一二三四五六七八九十]+)[号期座台届条]")  # 5号机组, 二期: which one is asked
 
 
 @dataclass
@@ -46,17 +46,19 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
     top_years = set(_YEARISH.findall(ctx)) | {top.date[:4]}
     people = corpus.vocab.people_in(top_idx) if q.asks == "person" else []
     type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
-    entity = sum(e in ctx for e in q.entities) / len(q.entities) if q.entities else 1.0
+    entity = sum(corpus.vocab.named_in(e, ctx, low) for e in q.entities) / len(q.entities) if q.entities else 1.0
     top3 = [corpus.contexts[h[3]] for h in hits[:3]]
     missing = _missing_words(q, corpus, top3, [s for h in hits[:3] for s in corpus.sentences[h[3]]], cues)
     heads = [h for h in q.heads if h]
-    sentences = [s.lower() for s in corpus.sentences[top_idx]] or [low]
-    numbers = [n for n in _NUMBER.findall(q.simplified) if not _YEARISH.fullmatch(n)]
+    # the asked-about word and a value of the asked kind in one sentence (员工 next to a head count)
+    sentences = [s.lower() for s in corpus.sentences[top_idx] if not q.asks or has_value(q.asks, s, cues, people)]
+    sentences = sentences or [""]
+    numbers = _NUMBER.findall(q.simplified)
     return np.array([
         entity, float(bool(q.unknown)), float(any(y not in corpus.years for y in q.years)),
         float(bool(q.years) and not any(y in top_years for y in q.years)),
         float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], missing[1], missing[2], missing[3],
-        heads_absent(heads, low), min(heads_absent(heads, s) for s in sentences),
+        heads_absent(heads, low, corpus.bm25.idf), min(heads_absent(heads, s, corpus.bm25.idf) for s in sentences),
         _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
     ], np.float32), ctx, type_in_top
 

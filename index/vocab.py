@@ -100,6 +100,18 @@ class CorpusVocab:
                 out.append(n)
         return out
 
+    def named_in(self, name: str, text: str, low: str) -> bool:
+        """`text` names `name`, in characters or, in an English passage (`low`: lower-cased), in
+        the corpus's own pinyin spelling of it (Haiyang)."""
+        if name in text:
+            return True
+        key = self._spelling.get(name)
+        return bool(key) and key in low
+
+    @functools.cached_property
+    def _spelling(self) -> dict[str, str]:
+        return {name: key for key, name in self.pinyin.items()}
+
     def repair(self, text: str) -> list[str]:
         """Entities the text means but spells in pinyin/English or with a homophone: matched on
         toneless pinyin."""
@@ -126,7 +138,8 @@ class CorpusVocab:
                     window = run[i:i + size]
                     if i not in cuts or i + size not in cuts:
                         continue  # 某地|工业园 holds no misspelt 某地港: a repair spans whole words
-                    if window in self.entities or _is_word(window) or any(ch in STOPWORDS for ch in window) or any(window in o[1] or o[1] in window for o in out):
+                    if window in self.entities or _is_word(window) or any(ch in STOPWORDS for ch in window) \
+                            or any(window in o[1] or o[1] in window for o in out):
                         continue  # a real word (开工) is not a misspelt name
                     best = None  # same sound beats a close one; then the name more passages use
                     for name, name_py in names.get(size, ()):
