@@ -25,10 +25,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Quality next to plain BM25 / dense / RRF on the same corpus and questions (README "Quality").
-# The seed sets search the article alone; dev and the frozen test split search it with data/eval/corpus.
+# The seed sets search the article alone; dev, dev2 and the first frozen test split search it with
+# data/eval/corpus; the second frozen split (test2) also searches the five reports of corpus2.
 eval: $(STAMP)
 	$(BIN)/planbot eval data/eval/questions.jsonl data/eval/holdout.jsonl --docs data/docs
-	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
+	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
+	$(BIN)/planbot eval data/eval/test2.jsonl --docs data/docs data/eval/corpus data/eval/corpus2
 
 # Refit the reranker and refusal weights (data/rank/model.json) on the tuning sets only: dev and dev2
 # against the article + data/eval/corpus, the seed questions against the article alone.

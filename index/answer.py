@@ -44,7 +44,7 @@ def compose(q: Question, citations: list[Citation], cues: dict) -> str:
     if not citations:
         return ""
     if not q.parts or len(citations) < 2:
-        return citations[0].best_sentence
+        return _by_year(q, citations, cues) or citations[0].best_sentence
     lines, used = [], set()
     for n, part in enumerate(q.parts[:4]):
         grams = bigrams(part)
@@ -59,6 +59,27 @@ def compose(q: Question, citations: list[Citation], cues: dict) -> str:
             used.add(best[2])
             lines.append(f"{'①②③④'[n]} {best[2]} [{best[1]}]")
     return "\n".join(lines) if len(lines) >= 2 else citations[0].best_sentence
+
+
+def _by_year(q: Question, citations: list[Citation], cues: dict) -> str:
+    """Documents of different years give the asked figure and the question names no year: one
+    line per year, newest first, each with its citation number, so nobody takes an old figure
+    for today's ("2019年：… [1]" / "2011年：… [3]")."""
+    if q.years or q.asks not in ("number", "count"):
+        return ""
+    grams = bigrams(q.simplified)
+    top = sentence_score(citations[0].best_sentence, q, grams, cues)
+    lines: dict[str, tuple[int, str]] = {}
+    for c in citations[:3]:
+        year, s = c.passage.date[:4], c.best_sentence
+        if not year or year in lines or not has_value(q.asks, s, cues) or not q.heads \
+                or not all(h in s for h in q.heads):  # every line gives the 面积 asked about
+            continue
+        if c.rank == 1 or sentence_score(s, q, grams, cues) >= 0.7 * top > 0:
+            lines[year] = (c.rank, s)
+    if len(lines) < 2:
+        return ""
+    return "\n".join(f"{y}年：{s} [{r}]" for y, (r, s) in sorted(lines.items(), reverse=True))
 
 
 def refusal_reason(q: Question, vocab: CorpusVocab, corpus_years: set[str], top: Passage | None,

@@ -80,7 +80,8 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
                   if t not in terms]
     tokens = tokenize(simp) + [t for e in entities for t in tokenize(e)] + [t for x in terms for t in tokenize(x)]
     parts = [p.strip() for p in re.split(cues.get("part_split", "$^"), simp) if len(p.strip()) >= 2]
-    asked = " ".join(m.group(0) for pat in cues.get("asks", {}).values() for m in re.finditer(pat, low))
+    asked = " ".join(m.group(0) for pat in cues.get("asks", {}).values() for m in re.finditer(pat, low)
+                     if qwords.search(m.group(0)))  # 叫什么名字 is how it asks; 产值 is what it asks about
     heads = [h for h in _heads(tags, qwords, set(cues.get("head_skip", ())), entities, years) if h not in asked]
     return Question(text=text, simplified=simp, english=english, content=content, entities=entities,
                     unknown=unknown, unknown_places=places, years=years, asks=asks, recent=recent, terms=terms, tokens=tokens,

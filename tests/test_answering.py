@@ -115,4 +115,41 @@ def test_fitted_model_is_data_with_its_command():
     model = json.loads((REPO / "data" / "rank" / "model.json").read_text(encoding="utf-8"))
     assert model["info"]["command"].startswith("planbot fit")
     assert "data/eval/dev.jsonl" in model["info"]["fitted_on"]
-    assert "test.jsonl" not in json.dumps(model["info"])  # the frozen split is never fitted on
+    assert "test.jsonl" not in json.dumps(model["info"])  # the frozen splits are never fitted on
+    assert "test2.jsonl" not in json.dumps(model["info"])
+
+
+def test_typo_repair_leaves_correctly_spelt_words_alone(doc_engine):
+    """Only a whole word that sounds like a corpus name is repaired: 来山 is, but a question
+    holding a correctly spelt name next to other words keeps its words."""
+    vocab = doc_engine._live.vocab
+    assert vocab.correct("来山的主导产业是什么") == "莱山的主导产业是什么"
+    for text in ("牟平区工业园有多少家企业?", "莱阳市委书记是谁?", "烟台机场一年运送多少旅客?"):
+        assert vocab.correct(text) == text
+
+
+def test_figures_from_documents_of_different_years_are_labelled_by_year(tmp_path, embedder):
+    """Two reports give the same figure for different years; a question naming no year gets one
+    line per year, newest first, each with its own citation."""
+    from index.config import IndexSettings
+    from index.engine import Engine
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for stem, date, area, output in (("apple-2019", "2019-05", "30", "50"), ("apple-2023", "2023-06", "42", "61")):
+        (docs / f"{stem}.txt").write_text(
+            f"青川县苹果产业发展情况\n\n据县农业农村局介绍，青川县苹果种植面积达到{area}万亩，年产量{output}万吨。"
+            f"全县建成冷库120座，苹果远销东南亚。\n", encoding="utf-8")
+        (docs / f"{stem}.meta.json").write_text(json.dumps({"title": f"青川县苹果产业（{date[:4]}）", "date": date}),
+                                                 encoding="utf-8")
+    engine = Engine(IndexSettings(docs_dir=docs, var_dir=tmp_path / "var"), embedder=embedder)
+    engine.build()
+    a = engine.answer("青川县苹果种植面积有多少?")
+    assert a.answered, a.reason
+    lines = a.text.splitlines()
+    assert len(lines) == 2, a.text
+    assert lines[0].startswith("2023年：") and "42万亩" in lines[0]
+    assert lines[1].startswith("2019年：") and "30万亩" in lines[1]
+    for line in lines:  # each line points at the citation it came from
+        n = int(re.search(r"\[(\d)\]$", line).group(1))
+        assert line.split("：", 1)[1].split(" [")[0] in a.citations[n - 1].passage.text
