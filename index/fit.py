@@ -95,18 +95,22 @@ def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c
         ys += b
         groups += c
     ranker = _pairwise(NAMES, np.vstack(xs), np.array(ys), np.array(groups), c_rank)
-    rx, ry = [], []
-    for engine, gold in golds:
+    rx, ry, rset = [], [], []
+    for n, (engine, gold) in enumerate(golds):
         engine._model = RankModel(ranker, None, 0.0, {})
         a, b = _refusal_rows(engine, gold)
         rx += a
         ry += b
-    rx, ry = np.vstack(rx), np.array(ry)
+        rset += [n] * len(b)
+    rx, ry, rset = np.vstack(rx), np.array(ry), np.array(rset)
     refusal = _linear(REFUSAL_NAMES, rx, ry, c_refuse)
     p = refusal.score(rx)
     best = (-1.0, 0.0)
     for t in sorted(set(np.round(p, 4))):
-        false_ref = float(np.mean(p[ry == 1] < t))
+        # at most 5% false refusals on every corpus fitted on, not just pooled: a small corpus's
+        # questions must not pay for a large one's
+        false_ref = max(float(np.mean(p[(ry == 1) & (rset == n)] < t)) for n in set(rset.tolist())
+                        if ((ry == 1) & (rset == n)).any())
         refused = float(np.mean(p[ry == 0] < t)) if (ry == 0).any() else 0.0
         if false_ref <= MAX_FALSE_REFUSALS and refused > best[0]:
             best = (refused, float(t))
