@@ -27,6 +27,7 @@ class Question:
     tokens: list[str] = field(default_factory=list)  # BM25 query tokens
     parts: list[str] = field(default_factory=list)  # sub-questions of a multi-part question
     heads: list[str] = field(default_factory=list)  # what the question word asks about: 员工 in 有多少员工
+    translations: dict[str, list[str]] = field(default_factory=dict)  # Chinese word -> corpus English words
 
     @property
     def dense_text(self) -> str:
@@ -74,10 +75,13 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
     terms = curated.bridge(simp)
     if english:
         terms += [t for t in english_to_chinese(simp, known_tokens) if t not in terms]
-    elif english_docs:
-        hanzi = [c for c in content if re.search(r"[\u4e00-\u9fff]", c)]
-        terms += [t for t in chinese_to_english(hanzi, known_tokens) + _romanised(hanzi + entities, known_tokens)
-                  if t not in terms]
+    translations: dict[str, list[str]] = {}
+    if not english and english_docs:
+        for w in dict.fromkeys([c for c in content if re.search(r"[\u4e00-\u9fff]", c)] + entities):
+            found = chinese_to_english([w], known_tokens) + _romanised([w], known_tokens)
+            if found:
+                translations[w] = found
+                terms += [t for t in found if t not in terms]
     tokens = tokenize(simp) + [t for e in entities for t in tokenize(e)] + [t for x in terms for t in tokenize(x)]
     parts = [p.strip() for p in re.split(cues.get("part_split", "$^"), simp) if len(p.strip()) >= 2]
     asked = " ".join(m.group(0) for pat in cues.get("asks", {}).values() for m in re.finditer(pat, low)
@@ -85,7 +89,7 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
     heads = [h for h in _heads(tags, qwords, set(cues.get("head_skip", ())), entities, years) if h not in asked]
     return Question(text=text, simplified=simp, english=english, content=content, entities=entities,
                     unknown=unknown, unknown_places=places, years=years, asks=asks, recent=recent, terms=terms, tokens=tokens,
-                    parts=parts if len(parts) >= 2 else [], heads=heads)
+                    parts=parts if len(parts) >= 2 else [], heads=heads, translations=translations)
 
 
 def _romanised(words: list[str], known_tokens) -> list[str]:

@@ -41,17 +41,18 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
     """(features in REFUSAL_NAMES order, the best passage's context, whether it holds a value of
     the asked kind). `hits`: (passage, score, ranker features, passage index), best first."""
     top, top_idx = hits[0][0], hits[0][3]
-    ctx = corpus.contexts[top_idx]
+    ctx = bridged(q, corpus.contexts[top_idx])
     low = ctx.lower()
     top_years = set(_YEARISH.findall(ctx)) | {top.date[:4]}
     people = corpus.vocab.people_in(top_idx) if q.asks == "person" else []
     type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
     entity = sum(corpus.vocab.named_in(e, ctx, low) for e in q.entities) / len(q.entities) if q.entities else 1.0
-    top3 = [corpus.contexts[h[3]] for h in hits[:3]]
-    missing = _missing_words(q, corpus, top3, [s for h in hits[:3] for s in corpus.sentences[h[3]]], cues)
+    top3 = [bridged(q, corpus.contexts[h[3]]) for h in hits[:3]]
+    missing = _missing_words(q, corpus, top3, [bridged(q, s) for h in hits[:3] for s in corpus.sentences[h[3]]], cues)
     heads = [h for h in q.heads if h]
     # the asked-about word and a value of the asked kind in one sentence (员工 next to a head count)
-    sentences = [s.lower() for s in corpus.sentences[top_idx] if not q.asks or has_value(q.asks, s, cues, people)]
+    sentences = [bridged(q, s).lower() for s in corpus.sentences[top_idx]
+                 if not q.asks or has_value(q.asks, s, cues, people)]
     sentences = sentences or [""]
     numbers = _NUMBER.findall(q.simplified)
     return np.array([
@@ -61,6 +62,16 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
         heads_absent(heads, low, corpus.bm25.idf), min(heads_absent(heads, s, corpus.bm25.idf) for s in sentences),
         _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
     ], np.float32), ctx, type_in_top
+
+
+def bridged(q: Question, text: str) -> str:
+    """The text, plus the question's Chinese words whose English translation it holds: an
+    English passage about 供暖 says heating, and that counts as saying 供暖."""
+    if not q.translations:
+        return text
+    low = text.lower()
+    found = [w for w, ts in q.translations.items() if any(re.search(rf"\b{re.escape(t)}", low) for t in ts)]
+    return text + ("\n" + " ".join(found) if found else "")
 
 
 def _absent(words: list[str], text: str) -> float:
