@@ -19,7 +19,7 @@ from .features import NAMES
 from .rank import REFUSAL_NAMES, Linear, RankModel
 from .vocab import curated
 
-MAX_FALSE_REFUSALS = 0.05
+MAX_FALSE_REFUSALS = 0.03  # on each tuning set; unseen questions are refused more often than fitted ones
 
 
 def _linear(names: list[str], x: np.ndarray, y: np.ndarray, c: float) -> Linear:

@@ -39,7 +39,7 @@ class Question:
 def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, english_docs: bool = True) -> Question:
     """`english_docs`: the corpus holds English passages, so Chinese words are worth translating."""
     text = nfkc(text).strip()
-    simp = vocab.correct(simplify(text))  # 来山 -> the corpus's own spelling, before anything else
+    simp = vocab.correct(simplify(text), known_tokens)  # 来山 -> the corpus's own spelling, before anything else
     low = simp.lower()
     english = len(re.findall(r"[A-Za-z]", simp)) > 2 * len(re.findall(r"[\u4e00-\u9fff]", simp))
     cues = curated.cues
@@ -55,7 +55,7 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
             if w2 not in STOPWORDS and re.search(r"\w", w2) and w2 not in content:
                 content.append(w2)
     entities = vocab.find(simp)
-    entities += [e for e in vocab.repair(simp) if e not in entities]
+    entities += [e for e in vocab.repair(simp, known_tokens) if e not in entities]
     unknown = []
     for w, f in tags:
         if f in ENTITY_TAGS and re.fullmatch(r"[\u4e00-\u9fff]{2,}", w) and not qwords.search(w) and not vocab.find(w) \

@@ -112,15 +112,18 @@ class CorpusVocab:
     def _spelling(self) -> dict[str, str]:
         return {name: key for key, name in self.pinyin.items()}
 
-    def repair(self, text: str) -> list[str]:
+    def repair(self, text: str, known=()) -> list[str]:
         """Entities the text means but spells in pinyin/English or with a homophone: matched on
         toneless pinyin."""
-        return [name for name, _ in self.misspellings(text)]
+        return [name for name, _ in self.misspellings(text, known)]
 
-    def misspellings(self, text: str) -> list[tuple[str, str]]:
+    def misspellings(self, text: str, known=()) -> list[tuple[str, str]]:
         """(corpus name, what the text wrote): a pinyin/English spelling (whole word), or a
         Chinese window of the same length differing in one character whose syllable sounds the
-        same or close (same initial or same final)."""
+        same or close (same initial or same final). A window that is itself a word (海洋) is
+        repaired only to a name of the same sound that the corpus's character bigrams (`known`,
+        the BM25 vocabulary) attest beside the next or previous character where they never
+        attest the word there (海洋|东方 -> 海阳东方: the corpus has 阳东, not 洋东)."""
         from pypinyin import lazy_pinyin
 
         out: list[tuple[str, str]] = []
@@ -138,9 +141,12 @@ class CorpusVocab:
                     window = run[i:i + size]
                     if i not in cuts or i + size not in cuts:
                         continue  # 某地|工业园 holds no misspelt 某地港: a repair spans whole words
-                    if window in self.entities or _is_word(window) or any(ch in STOPWORDS for ch in window) \
-                            or any(window in o[1] or o[1] in window for o in out):
-                        continue  # a real word (开工) is not a misspelt name
+                    if any(ch in STOPWORDS for ch in window) or any(window in o[1] or o[1] in window for o in out):
+                        continue
+                    word = window in self.entities or _is_word(window)  # 开工 is a word, not a misspelt name
+                    if word and not known:
+                        continue
+                    before, after = run[i - 1] if i else "", run[i + size] if i + size < len(run) else ""
                     best = None  # same sound beats a close one; then the name more passages use
                     for name, name_py in names.get(size, ()):
                         diff = [j for j in range(size) if window[j] != name[j]]
@@ -149,7 +155,11 @@ class CorpusVocab:
                         a, b = py[i + diff[0]], name_py[diff[0]]
                         # a name written right plus a near sound next to it (a place + 一产, a place + 站) is not
                         # a misspelling of a longer name; a true homophone (港 written 刚) is
-                        if _same(a, b) or (_close(a, b) and not self._holds_name(window)):
+                        if word:
+                            ok = _same(a, b) and _attested(name, window, before, after, known)
+                        else:
+                            ok = _same(a, b) or (_close(a, b) and not self._holds_name(window))
+                        if ok:
                             rank = (py[i + diff[0]] == name_py[diff[0]], len(self.entities.get(name, ())))
                             if best is None or rank > best[0]:
                                 best = (rank, name)
@@ -174,12 +184,19 @@ class CorpusVocab:
     def _by_length(self) -> dict[int, list[tuple[str, list[str]]]]:
         return self._names_py
 
-    def correct(self, text: str) -> str:
+    def correct(self, text: str, known=()) -> str:
         """The text with misspelt corpus names written as the corpus writes them."""
-        for name, wrote in self.misspellings(text):
+        for name, wrote in self.misspellings(text, known):
             if re.fullmatch(r"[\u4e00-\u9fff]+", wrote):
                 text = text.replace(wrote, name)
         return text
+
+
+def _attested(name: str, wrote: str, before: str, after: str, known) -> bool:
+    """The corpus joins `name` to a neighbouring character and never joins `wrote` to it."""
+    def seen(a: str, b: str) -> bool:
+        return bool(a and b) and "#" + a + b in known
+    return (seen(name[-1], after) and not seen(wrote[-1], after)) or (seen(before, name[0]) and not seen(before, wrote[0]))
 
 
 def _boundaries(run: str) -> set[int]:
