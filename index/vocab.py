@@ -120,10 +120,10 @@ class CorpusVocab:
     def misspellings(self, text: str, known=()) -> list[tuple[str, str]]:
         """(corpus name, what the text wrote): a pinyin/English spelling (whole word), or a
         Chinese window of the same length differing in one character whose syllable sounds the
-        same or close (same initial or same final). A window that is itself a word (海洋) is
+        same or close (same initial or same final). A window that is itself a word (X洋) is
         repaired only to a name of the same sound that the corpus's character bigrams (`known`,
         the BM25 vocabulary) attest beside the next or previous character where they never
-        attest the word there (海洋|东方 -> 海阳东方: the corpus has 阳东, not 洋东)."""
+        attest the word there (X洋|东方 -> X阳东方: the corpus has 阳东, not 洋东)."""
         from pypinyin import lazy_pinyin
 
         out: list[tuple[str, str]] = []
