@@ -126,6 +126,12 @@ def test_typo_repair_leaves_correctly_spelt_words_alone(doc_engine):
     assert vocab.correct("来山的主导产业是什么") == "莱山的主导产业是什么"
     for text in ("牟平区工业园有多少家企业?", "莱阳市委书记是谁?", "烟台机场一年运送多少旅客?"):
         assert vocab.correct(text) == text
+    # a real word is taken for a name only where the corpus joins the name, never the word, to
+    # what follows: 海阳东方航天港 is in the article, 海洋东方 nowhere; 海洋经济 stays as written
+    known = doc_engine._live.bm25.vocab
+    assert vocab.correct("海洋东方航天港要打造成什么样?", known) == "海阳东方航天港要打造成什么样?"
+    for text in ("海洋经济怎么发展?", "长岛的海洋生态怎么样?"):
+        assert vocab.correct(text, known) == text
 
 
 def test_figures_from_documents_of_different_years_are_labelled_by_year(tmp_path, embedder):
