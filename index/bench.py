@@ -210,9 +210,10 @@ def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def bench_scale(n: int, queries: int, embed_max: int) -> dict:
+def bench_scale(n: int, queries: int, embed_max: int, ef_sweep: list[int] | None = None) -> dict:
     """One corpus size, both index kinds: build pieces, disk size, full `answer` latency through the
-    Engine (BM25 + FAISS + fusion + refusal), FAISS-only latency, HNSW recall@10 against flat."""
+    Engine (BM25 + FAISS + fusion + refusal), FAISS-only latency, HNSW recall@10 against flat, and
+    recall/latency for each efSearch of `ef_sweep` (the index's searches only)."""
     from .models import Passage
 
     base = IndexSettings()
@@ -255,6 +256,10 @@ def bench_scale(n: int, queries: int, embed_max: int) -> dict:
                 faiss_lat.append((time.perf_counter() - t) * 1000)
                 found.append(I[0])
             ids[kind] = found
+            if kind == "hnsw":
+                row["hnsw_ef_search"] = stored.index.hnsw.efSearch
+                row["ef_sweep"] = {ef: _ef_point(stored.index, qvecs, ids["flat"], ef) for ef in ef_sweep or []}
+                stored.index.hnsw.efSearch = row["hnsw_ef_search"]
             release_memory()
             row[kind] = {
                 "write_s": round(write_s[kind], 2), "load_s": round(load_s, 2),
@@ -270,8 +275,19 @@ def bench_scale(n: int, queries: int, embed_max: int) -> dict:
     return row
 
 
-def _scale_child(n: int, queries: int, embed_max: int, out) -> None:
-    out.put(bench_scale(n, queries, embed_max))
+def _ef_point(index, qvecs: np.ndarray, exact: list, ef: int) -> dict:
+    index.hnsw.efSearch = ef
+    lat, hits = [], []
+    for qv, want in zip(qvecs, exact):
+        t = time.perf_counter()
+        _, I = index.search(qv[None, :], 10)
+        lat.append((time.perf_counter() - t) * 1000)
+        hits.append(len(set(I[0]) & set(want)) / 10)
+    return {"recall@10": round(float(np.mean(hits)), 4), "faiss_p50_ms": round(_pct(lat, 0.5), 3)}
+
+
+def _scale_child(n: int, queries: int, embed_max: int, ef_sweep, out) -> None:
+    out.put(bench_scale(n, queries, embed_max, ef_sweep))
 
 
 def run_bench(args) -> int:
@@ -289,7 +305,8 @@ def run_bench(args) -> int:
     ctx = mp.get_context("spawn")
     for n in args.passages:
         q = ctx.Queue()
-        child = ctx.Process(target=_scale_child, args=(n, min(args.queries, 300), args.embed_max, q))
+        child = ctx.Process(target=_scale_child, args=(n, min(args.queries, 300), args.embed_max,
+                                                             getattr(args, "ef_sweep", None), q))
         child.start()
         row = q.get()
         child.join()

@@ -74,7 +74,7 @@ class _Live:
 class Engine:
     def __init__(self, settings: IndexSettings | None = None, embedder: Embedder | None = None):
         self.settings = settings or IndexSettings()
-        self.store = IndexStore(self.settings.index_dir)
+        self.store = IndexStore(self.settings.index_dir, self.settings.hnsw_ef_search)
         self._embedder = embedder
         self._live: _Live | None = None
         self._build_lock = threading.Lock()
