@@ -10,12 +10,13 @@ import uuid
 from collections import defaultdict, deque
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
 from index.followup import resolve
 
+from .indicator import Typing
 from .render import answer_blocks, citation_block, split_messages, to_plain
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,13 @@ async def answer_question(update: Update, ctx: Ctx, question: str) -> None:
                         user.id, svc.settings.rate_limit_per_minute)
             await update.effective_message.reply_text("提问太频繁了，请稍等一分钟再问。🙏")
         return
-    try:  # the typing indicator is a courtesy; failing to show it must not lose the answer
-        await ctx.bot.send_chat_action(chat.id, ChatAction.TYPING)
-    except TelegramError as exc:
-        log.info("typing indicator failed: %s", exc)
     resolved = resolve(question, ctx.chat_data.get("last_question", ""))
-    async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
-        answer = await asyncio.to_thread(svc.engine.answer, resolved)
+    typing = await Typing.start(ctx.bot, chat.id, svc.settings.typing_after)
+    try:
+        async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
+            answer = await asyncio.to_thread(svc.engine.answer, resolved)
+    finally:
+        typing.answered()
     payload = answer.to_dict()
     for c, cite in zip(payload["citations"], answer.citations):  # the date is cited with the title
         c.setdefault("date", cite.passage.date)

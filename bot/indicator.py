@@ -1,0 +1,51 @@
+"""The typing indicator under PTB's AIORateLimiter.
+
+Every Bot API call counts against the bot-wide 30 requests/s (Telegram's limit for bulk messages),
+so a typing action for an answer that arrives a moment later doubles what a burst of questions
+costs and halves how fast it is answered. Most answers take tens of milliseconds: the indicator is
+shown only for an answer that is not ready after `after` seconds (PLANBOT_TYPING_AFTER).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram.constants import ChatAction
+from telegram.error import TelegramError
+
+log = logging.getLogger(__name__)
+
+
+class Typing:
+    _tasks: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
+
+    def __init__(self) -> None:
+        self.sending = False
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    async def start(cls, bot, chat_id: int, after: float) -> "Typing":
+        """after > 0: show it then, unless `answered()` came first; after == 0: show it now,
+        before the answer is looked up (one more request for every answer)."""
+        typing = cls()
+        if after <= 0:
+            await typing._show(bot, chat_id)
+        else:
+            typing.task = asyncio.create_task(typing._show(bot, chat_id, after))
+            cls._tasks.add(typing.task)
+            typing.task.add_done_callback(cls._tasks.discard)
+        return typing
+
+    async def _show(self, bot, chat_id: int, after: float = 0.0) -> None:
+        if after:
+            await asyncio.sleep(after)
+        self.sending = True
+        try:  # a courtesy: failing to show it must not lose the answer
+            await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as exc:
+            log.info("typing indicator failed: %s", exc)
+
+    def answered(self) -> None:
+        """The answer is ready: a pending indicator is dropped; one already on its way finishes."""
+        if self.task is not None and not self.sending:
+            self.task.cancel()
