@@ -140,11 +140,18 @@ class OnnxModel:
         # them back (release_memory() after a build trims what glibc keeps).
         opts.enable_cpu_mem_arena = False
         opts.log_severity_level = 3
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        # encode_one feeds one text with an all-ones mask: the graph's padding guards are identities
+        from .onnxgraph import unmasked
+
+        model, changed = unmasked(path.read_bytes())
+        if changed:  # the weights file is found beside the graph, as when loading from the path
+            opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
+        session = ort.InferenceSession(model if changed else str(path), opts, providers=["CPUExecutionProvider"])
         _advise_random(path.with_name(path.name + ".data"))
         return session
 
     def encode_one(self, text: str) -> np.ndarray:
+        """One text, no padding (the session is built for an all-ones mask, see onnxgraph)."""
         ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)[None, :]
         (out,) = self.session.run([self.output], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
         vec = np.asarray(out[0], np.float32)
