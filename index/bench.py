@@ -252,9 +252,9 @@ def bench_scale(n: int, queries: int, embed_max: int, ef_sweep: list[int] | None
             faiss_lat, found = [], []
             for qv in qvecs:
                 t = time.perf_counter()
-                _, I = stored.index.search(qv[None, :], 10)
+                D, I = stored.index.search(qv[None, :], 10)
                 faiss_lat.append((time.perf_counter() - t) * 1000)
-                found.append(I[0])
+                found.append((I[0], D[0]))
             ids[kind] = found
             if kind == "hnsw":
                 row["hnsw_ef_search"] = stored.index.hnsw.efSearch
@@ -269,21 +269,30 @@ def bench_scale(n: int, queries: int, embed_max: int, ef_sweep: list[int] | None
                 "rss_serving_mb": round(_rss_now_mb(), 0),  # model + index + BM25 + passages
             }
             del stored
-        row["hnsw_recall@10"] = round(float(np.mean(
-            [len(set(a) & set(b)) / 10 for a, b in zip(ids["flat"], ids["hnsw"])])), 4)
+        row["hnsw_recall@10"], row["hnsw_recall@10_ties"] = _recall(ids["flat"], ids["hnsw"])
     row["rss_peak_mb"] = round(_rss_mb(), 0)
     return row
 
 
+def _recall(exact: list, approx: list) -> tuple[float, float]:
+    """recall@10 by passage id, and counting ties: a returned passage scoring at least the exact
+    10th's score is as good a 10th (synthetic corpora hold identical passages, 23% of 100k, whose
+    identical vectors the two indexes may return under different ids)."""
+    by_id = [len(set(a[0]) & set(b[0])) / 10 for a, b in zip(exact, approx)]
+    ties = [min(10, int((b[1] >= a[1][-1] - 1e-5).sum())) / 10 for a, b in zip(exact, approx)]
+    return round(float(np.mean(by_id)), 4), round(float(np.mean(ties)), 4)
+
+
 def _ef_point(index, qvecs: np.ndarray, exact: list, ef: int) -> dict:
     index.hnsw.efSearch = ef
-    lat, hits = [], []
-    for qv, want in zip(qvecs, exact):
+    lat, found = [], []
+    for qv in qvecs:
         t = time.perf_counter()
-        _, I = index.search(qv[None, :], 10)
+        D, I = index.search(qv[None, :], 10)
         lat.append((time.perf_counter() - t) * 1000)
-        hits.append(len(set(I[0]) & set(want)) / 10)
-    return {"recall@10": round(float(np.mean(hits)), 4), "faiss_p50_ms": round(_pct(lat, 0.5), 3)}
+        found.append((I[0], D[0]))
+    by_id, ties = _recall(exact, found)
+    return {"recall@10": by_id, "recall@10_ties": ties, "faiss_p50_ms": round(_pct(lat, 0.5), 3)}
 
 
 def _scale_child(n: int, queries: int, embed_max: int, ef_sweep, out) -> None:
