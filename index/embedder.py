@@ -147,7 +147,6 @@ class OnnxModel:
         if changed:  # the weights file is found beside the graph, as when loading from the path
             opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
         session = ort.InferenceSession(model if changed else str(path), opts, providers=["CPUExecutionProvider"])
-        _advise_random(path.with_name(path.name + ".data"))
         return session
 
     def encode_one(self, text: str) -> np.ndarray:
@@ -156,24 +155,6 @@ class OnnxModel:
         (out,) = self.session.run([self.output], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
         vec = np.asarray(out[0], np.float32)
         return vec / (np.linalg.norm(vec) or 1.0)
-
-
-def _advise_random(data_file: Path) -> None:
-    """ONNX Runtime maps the external weights file; most of it is the 250k-row word-embedding
-    table, of which a corpus and its questions read a few thousand rows. The kernel's read-around
-    makes every row looked up resident with ~200 KB of its neighbours (43 MB after a burst of
-    questions on the shipped corpus); MADV_RANDOM brings in only the pages read. Linux only;
-    elsewhere, or if the file is not mapped, nothing happens."""
-    import ctypes
-
-    try:
-        ranges = [line.split()[0].split("-") for line in Path("/proc/self/maps").read_text().splitlines()
-                  if line.endswith(" " + str(data_file.resolve()))]
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return
-    for lo, hi in ranges:
-        libc.madvise(ctypes.c_void_p(int(lo, 16)), ctypes.c_size_t(int(hi, 16) - int(lo, 16)), 1)  # MADV_RANDOM
 
 
 class _FastTokenizer:

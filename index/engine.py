@@ -20,7 +20,7 @@ from .chunking import chunk_document, split_sentences
 from .config import IndexSettings
 from .embedder import Embedder
 from .features import Pool, featurise, has_value
-from .lexical import BM25Index, tokenize
+from .lexical import BM25Index, release_memory, tokenize
 from .loaders import load_documents
 from .models import Answer, Citation, Passage
 from .question import Question, analyse
@@ -227,6 +227,7 @@ class Engine:
         meta = {"model": emb.name, "chunking": chunking, "documents": docs_meta}
         stored = self.store.write(passages, matrix, meta, s.hnsw_min_passages)  # read back and verified
         self._live = self._make_live(stored)
+        release_memory()  # the previous version's BM25, vocabulary and passages, just dropped
         self.store.prune(keep=3)
         report.version, report.passages = stored.version, len(passages)
         report.seconds = time.perf_counter() - t0

@@ -46,7 +46,8 @@ def step(name):
     rows.append((name, rss(), mapped()))
 
 step("python")
-import bot.app  # noqa: F401  (telegram, index.engine and what they import)
+import bot.app  # telegram, index.engine and what they import
+getattr(bot.app, "limit_malloc_arenas", lambda: None)()  # as bot.app.run() does first
 step("imports (bot.app)")
 from index.config import IndexSettings
 from index.engine import Engine
