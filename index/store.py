@@ -103,7 +103,7 @@ def _write_failed(version: str, step: str, exc: BaseException) -> IndexWriteFail
         + "; nothing was switched, the previous index stays live", version)
 
 
-EF_SEARCH = 96  # default; PLANBOT_HNSW_EF_SEARCH (IndexSettings.hnsw_ef_search) sets it per store
+EF_SEARCH = 192  # default; PLANBOT_HNSW_EF_SEARCH (IndexSettings.hnsw_ef_search) sets it per store
 
 
 def make_faiss(vectors: np.ndarray, hnsw_min: int, ef_search: int = EF_SEARCH) -> tuple[faiss.Index, str]:
