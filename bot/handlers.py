@@ -116,8 +116,17 @@ async def answer_question(update: Update, ctx: Ctx, question: str) -> None:
                         user.id, svc.settings.rate_limit_per_minute)
             await update.effective_message.reply_text("提问太频繁了，请稍等一分钟再问。🙏")
         return
+    svc.in_flight += 1
+    try:
+        await _answer(update, ctx, svc, chat, user, question)
+    finally:
+        svc.in_flight -= 1
+
+
+async def _answer(update: Update, ctx: Ctx, svc, chat, user, question: str) -> None:
     resolved = resolve(question, ctx.chat_data.get("last_question", ""))
-    typing = await Typing.start(ctx.bot, chat.id, svc.settings.typing_after)
+    typing = await Typing.start(ctx.bot, chat.id, svc.settings.typing_after,
+                                busy=lambda: svc.in_flight > Typing.BUSY)
     try:
         async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
             answer = await asyncio.to_thread(svc.engine.answer, resolved)
@@ -409,6 +418,7 @@ class Services:
         self.warned: dict[int, float] = {}  # user -> when they were last told to slow down
         # one engine call per user at a time, so a burst from one user cannot fill the thread pool
         self.engine_turn: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.in_flight = 0  # questions being answered (looked up or waiting to be sent)
 
     FORGET_AT = 10_000  # users tracked before idle ones are swept
 

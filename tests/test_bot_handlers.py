@@ -55,6 +55,18 @@ async def test_slow_answer_shows_typing_before_it(bot, monkeypatch):
     assert [c.method for c in calls].count("sendChatAction") == 1 and "答：" in html_replies(calls)[0]
 
 
+async def test_no_typing_for_a_slow_answer_while_the_bot_sends_at_its_limit(bot, monkeypatch):
+    """With more answers in flight than a second of Telegram's 30 requests/s, a typing action would
+    only delay the answers: a burst's slow answers cost one request each."""
+    from bot.indicator import Typing
+
+    _slow(bot.services.engine, monkeypatch)
+    bot.services.in_flight = Typing.BUSY  # plus this question: one more than the budget's second
+    calls = await bot.send(QUESTION)
+    assert [c.method for c in calls] == ["sendMessage"] and "答：" in html_replies(calls)[0]
+    assert bot.services.in_flight == Typing.BUSY
+
+
 async def test_failed_typing_indicator_does_not_lose_the_answer(bot, monkeypatch):
     _slow(bot.services.engine, monkeypatch)
     answer = bot.request._answer
