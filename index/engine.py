@@ -228,6 +228,7 @@ class Engine:
         stored = self.store.write(passages, matrix, meta, s.hnsw_min_passages)  # read back and verified
         self._live = self._make_live(stored)
         release_memory()  # the previous version's BM25, vocabulary and passages, just dropped
+        getattr(emb, "page_out", lambda: None)()  # the weight pages the embedding touched
         self.store.prune(keep=3)
         report.version, report.passages = stored.version, len(passages)
         report.seconds = time.perf_counter() - t0
