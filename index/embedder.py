@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_MODEL
+from .sptokenizer import FastTokenizer, SentencePieceTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -36,54 +37,6 @@ def _cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
-
-
-class SentencePieceTokenizer:
-    """tokenizer.json's Unigram tokenizer served by SentencePiece (see e5model.write_sentencepiece):
-    ids identical to the `tokenizers` ones, at a quarter of the memory. Reproduces the parts
-    SentencePiece does not do itself: special tokens written in the text are split out first (each
-    segment gets its own word-start mark, as in `tokenizers`), a segment ending in whitespace keeps
-    one trailing "▁" piece, bos/eos are added and the ids truncated to `max_length`."""
-
-    def __init__(self, path: Path, spec: dict, max_length: int):
-        import re
-
-        import sentencepiece as spm
-
-        self.sp = spm.SentencePieceProcessor(model_file=str(path))
-        self.bos, self.eos, self.space = int(spec["bos"]), int(spec["eos"]), int(spec["space_piece"])
-        self.special = {k: int(v) for k, v in spec["special"].items()}
-        self._split = re.compile("(" + "|".join(map(re.escape, sorted(self.special, key=len, reverse=True))) + ")")
-        self.max_length = max_length
-        self._blank: dict[str, str] = {}  # char -> "space" | "gone" | "text" after normalisation
-
-    def _kind(self, ch: str) -> str:
-        kind = self._blank.get(ch)
-        if kind is None:
-            norm = self.sp.normalize(f"a{ch}a")
-            kind = "space" if norm == "▁a▁a" else "gone" if norm == "▁aa" else "text"
-            if len(self._blank) < 10_000:
-                self._blank[ch] = kind
-        return kind
-
-    def _segment(self, text: str) -> list[int]:
-        ids = self.sp.encode(text)
-        for ch in reversed(text):  # `tokenizers` keeps a trailing space as a piece; SentencePiece drops it
-            kind = self._kind(ch)
-            if kind == "space":
-                return ids + [self.space]
-            if kind == "text":
-                break
-        return ids
-
-    def encode(self, text: str) -> list[int]:
-        ids: list[int] = []
-        for i, part in enumerate(self._split.split(text) if self.special else [text]):
-            if i % 2:
-                ids.append(self.special[part])
-            elif part:
-                ids.extend(self._segment(part))
-        return [self.bos, *ids[: self.max_length - 2], self.eos]
 
 
 class OnnxModel:
@@ -127,7 +80,7 @@ class OnnxModel:
         tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         tok.no_padding()
         tok.enable_truncation(max_length=self.max_length)
-        return _FastTokenizer(tok)
+        return FastTokenizer(tok)
 
     @staticmethod
     def _session(path: Path, ort):
@@ -156,14 +109,6 @@ class OnnxModel:
         (out,) = self.session.run([self.output], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
         vec = np.asarray(out[0], np.float32)
         return vec / (np.linalg.norm(vec) or 1.0)
-
-
-class _FastTokenizer:
-    def __init__(self, tok):
-        self.tok = tok
-
-    def encode(self, text: str) -> list[int]:
-        return self.tok.encode(text).ids
 
 
 class Embedder:
