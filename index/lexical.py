@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Set
 
 import numpy as np
 
@@ -59,6 +60,25 @@ def pos_tags(text: str) -> list[tuple[str, str]]:
     return [(w.word, w.flag) for w in pseg.cut(simplify(nfkc(text)))]
 
 
+class TokenSet(Set):
+    """A read-only view of an index's tokens that can be weakly referenced (a dict's keys view
+    cannot): a cache keyed on it goes with the index version it was derived from."""
+
+    __slots__ = ("_ids", "__weakref__")
+
+    def __init__(self, ids: dict[str, int]):
+        self._ids = ids
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._ids
+
+    def __iter__(self):
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 class BM25Index:
     def __init__(self, texts: list[str]):
         import bm25s
@@ -75,11 +95,11 @@ class BM25Index:
         if corpus:  # bm25s cannot index an empty corpus; scores() answers zeros for it
             self.model.index(bm25s.tokenization.Tokenized(corpus, self._vocab_ids), show_progress=False)
         del corpus
-        self._vocab = self._vocab_ids.keys()
+        self._vocab = TokenSet(self._vocab_ids)
         release_memory()
 
     @property
-    def vocab(self):
+    def vocab(self) -> "TokenSet":
         """The indexed tokens (a view, not a copy; the same object every time, so what is derived
         from it can be cached per index, see translate.py)."""
         return self._vocab

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from collections import defaultdict
 
 from .lexical import release_memory
@@ -46,12 +47,15 @@ class _ForCorpus:
     filtered by the corpus's words afterwards, answers."""
 
     def __init__(self, known):
-        self.known = known
+        try:  # the index's tokens: the cut-down dictionary goes with them
+            self.known = weakref.ref(known)
+        except TypeError:  # a plain set or dict view: held as it is
+            self.known = lambda: known
         self._lock = threading.Lock()
         self._en_zh: dict[str, list[str]] | None = None
         self._zh_en: dict[str, list[str]] | None = None
 
-    def en_zh(self) -> dict[str, list[str]]:
+    def en_zh(self, known) -> dict[str, list[str]]:
         """english word or phrase -> the corpus's simplified headwords among its first 12 (len >= 2)."""
         with self._lock:
             if self._en_zh is None:
@@ -63,14 +67,14 @@ class _ForCorpus:
                     for g in glosses:
                         if taken[g] < 12:
                             taken[g] += 1
-                            if simp in self.known:
+                            if simp in known:
                                 out[g].append(simp)
                 self._en_zh = dict(out)
                 del taken, out
                 release_memory()  # the parse's garbage: a 9 MB file read as ~1M small strings
             return self._en_zh
 
-    def zh_en(self) -> dict[str, list[str]]:
+    def zh_en(self, known) -> dict[str, list[str]]:
         """simplified headword -> the corpus's English words in its first 4 glosses."""
         with self._lock:
             if self._zh_en is None:
@@ -80,7 +84,7 @@ class _ForCorpus:
                 out = {}
                 for simp, glosses in firsts.items():
                     words = [e for g in glosses for e in re.findall(r"[a-z][a-z\-]+", g)
-                             if e not in _STOP and e in self.known]
+                             if e not in _STOP and e in known]
                     if words:
                         out[simp] = words
                 self._zh_en = out
@@ -95,16 +99,16 @@ _current_lock = threading.Lock()
 
 def _for(known) -> _ForCorpus:
     with _current_lock:
-        if not _current or _current[0].known is not known:
+        if not _current or _current[0].known() is not known:
             _current[:] = [_ForCorpus(known)]
         return _current[0]
 
 
 def english_to_chinese(text: str, known) -> list[str]:
     """Chinese words the corpus uses for the English words and two-word phrases of `text`.
-    `known`: the corpus's words; pass the same object for the same corpus (it keys the cut-down
-    dictionary)."""
-    en_zh = _for(known).en_zh()
+    `known`: the corpus's words (BM25Index.vocab); pass the same object for the same corpus, it
+    keys the cut-down dictionary (weakly: a replaced index takes its dictionary with it)."""
+    en_zh = _for(known).en_zh(known)
     words = [w for w in re.findall(r"[a-z][a-z\-]+", text.lower())]
     out: list[str] = []
     phrases = [" ".join(words[i:i + 2]) for i in range(len(words) - 1)] + [w for w in words if w not in _STOP]
@@ -120,7 +124,7 @@ def english_to_chinese(text: str, known) -> list[str]:
 
 def chinese_to_english(words: list[str], known) -> list[str]:
     """English words the corpus uses for the Chinese words given."""
-    zh_en = _for(known).zh_en()
+    zh_en = _for(known).zh_en(known)
     out: list[str] = []
     for w in words:
         for e in zh_en.get(w, []):
