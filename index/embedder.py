@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_MODEL
+from .sptokenizer import FastTokenizer, SentencePieceTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -36,54 +37,6 @@ def _cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
-
-
-class SentencePieceTokenizer:
-    """tokenizer.json's Unigram tokenizer served by SentencePiece (see e5model.write_sentencepiece):
-    ids identical to the `tokenizers` ones, at a quarter of the memory. Reproduces the parts
-    SentencePiece does not do itself: special tokens written in the text are split out first (each
-    segment gets its own word-start mark, as in `tokenizers`), a segment ending in whitespace keeps
-    one trailing "▁" piece, bos/eos are added and the ids truncated to `max_length`."""
-
-    def __init__(self, path: Path, spec: dict, max_length: int):
-        import re
-
-        import sentencepiece as spm
-
-        self.sp = spm.SentencePieceProcessor(model_file=str(path))
-        self.bos, self.eos, self.space = int(spec["bos"]), int(spec["eos"]), int(spec["space_piece"])
-        self.special = {k: int(v) for k, v in spec["special"].items()}
-        self._split = re.compile("(" + "|".join(map(re.escape, sorted(self.special, key=len, reverse=True))) + ")")
-        self.max_length = max_length
-        self._blank: dict[str, str] = {}  # char -> "space" | "gone" | "text" after normalisation
-
-    def _kind(self, ch: str) -> str:
-        kind = self._blank.get(ch)
-        if kind is None:
-            norm = self.sp.normalize(f"a{ch}a")
-            kind = "space" if norm == "▁a▁a" else "gone" if norm == "▁aa" else "text"
-            if len(self._blank) < 10_000:
-                self._blank[ch] = kind
-        return kind
-
-    def _segment(self, text: str) -> list[int]:
-        ids = self.sp.encode(text)
-        for ch in reversed(text):  # `tokenizers` keeps a trailing space as a piece; SentencePiece drops it
-            kind = self._kind(ch)
-            if kind == "space":
-                return ids + [self.space]
-            if kind == "text":
-                break
-        return ids
-
-    def encode(self, text: str) -> list[int]:
-        ids: list[int] = []
-        for i, part in enumerate(self._split.split(text) if self.special else [text]):
-            if i % 2:
-                ids.append(self.special[part])
-            elif part:
-                ids.extend(self._segment(part))
-        return [self.bos, *ids[: self.max_length - 2], self.eos]
 
 
 class OnnxModel:
@@ -115,6 +68,7 @@ class OnnxModel:
             raise loaded["error"]
         self.tokenizer = loaded["tok"]
         self.output = spec.get("output", "embedding")
+        self.data_file = onnx_path.with_name(onnx_path.name + ".data")
         self.dim = int(spec["dim"])
 
     def _tokenizer(self, folder: Path, onnx_dir: Path, spec: dict | None):
@@ -126,7 +80,7 @@ class OnnxModel:
         tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         tok.no_padding()
         tok.enable_truncation(max_length=self.max_length)
-        return _FastTokenizer(tok)
+        return FastTokenizer(tok)
 
     @staticmethod
     def _session(path: Path, ort):
@@ -135,22 +89,26 @@ class OnnxModel:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No arena: ONNX Runtime's arena keeps the largest activations it ever needed (a rebuild's
+        # long passages on every core, ~60-100 MB) for the life of the process; plain malloc hands
+        # them back (release_memory() after a build trims what glibc keeps).
+        opts.enable_cpu_mem_arena = False
         opts.log_severity_level = 3
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        # encode_one feeds one text with an all-ones mask: the graph's padding guards are identities
+        from .onnxgraph import unmasked
+
+        model, changed = unmasked(path.read_bytes())
+        if changed:  # the weights file is found beside the graph, as when loading from the path
+            opts.add_session_config_entry("session.model_external_initializers_file_folder_path", str(path.parent))
+        session = ort.InferenceSession(model if changed else str(path), opts, providers=["CPUExecutionProvider"])
+        return session
 
     def encode_one(self, text: str) -> np.ndarray:
+        """One text, no padding (the session is built for an all-ones mask, see onnxgraph)."""
         ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)[None, :]
         (out,) = self.session.run([self.output], {"input_ids": ids, "attention_mask": np.ones_like(ids)})
         vec = np.asarray(out[0], np.float32)
         return vec / (np.linalg.norm(vec) or 1.0)
-
-
-class _FastTokenizer:
-    def __init__(self, tok):
-        self.tok = tok
-
-    def encode(self, text: str) -> list[int]:
-        return self.tok.encode(text).ids
 
 
 class Embedder:
@@ -191,6 +149,7 @@ class Embedder:
             except Exception as exc:
                 why = f"it does not load ({type(exc).__name__}: {exc})"
             if why is None:
+                self.page_out()
                 return
             self._onnx = None
             log.warning("cached model %s is unusable: %s%s", path, why, "" if force else "; materialising it again")
@@ -211,6 +170,26 @@ class Embedder:
         prompts = st.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._passage_prompt = "passage" if "passage" in prompts else ("document" if "document" in prompts else None)
+
+    def page_out(self) -> None:
+        """Hand back the resident pages of the mapped weights file (MADV_PAGEOUT, Linux 5.4+). ONNX
+        Runtime reads the int8 matrices once to repack them into memory of its own, so their mapped
+        pages are never read again, and a rebuild touches thousands of rows of the word-embedding
+        table that questions do not: ~27 MB after loading, ~46 MB after a /reindex of the article.
+        They are clean file pages (read back on demand: a few rows per question); no data is lost."""
+        import ctypes
+
+        if self._onnx is None:
+            return
+        try:
+            name = " " + str(self._onnx.data_file.resolve())
+            spans = [line.split()[0].split("-") for line in Path("/proc/self/maps").read_text().splitlines()
+                     if line.endswith(name)]
+            libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return
+        for lo, hi in spans:  # errors (an older kernel: EINVAL) leave the pages where they are
+            libc.madvise(ctypes.c_void_p(int(lo, 16)), ctypes.c_size_t(int(hi, 16) - int(lo, 16)), 21)
 
     @property
     def backend(self) -> str:

@@ -20,7 +20,7 @@ from .chunking import chunk_document, split_sentences
 from .config import IndexSettings
 from .embedder import Embedder
 from .features import Pool, featurise
-from .lexical import BM25Index, tokenize
+from .lexical import BM25Index, release_memory, tokenize
 from .loaders import load_documents
 from .models import Answer, Citation, Passage
 from .question import Question, analyse
@@ -75,7 +75,7 @@ class _Live:
 class Engine:
     def __init__(self, settings: IndexSettings | None = None, embedder: Embedder | None = None):
         self.settings = settings or IndexSettings()
-        self.store = IndexStore(self.settings.index_dir)
+        self.store = IndexStore(self.settings.index_dir, self.settings.hnsw_ef_search)
         self._embedder = embedder
         self._live: _Live | None = None
         self._build_lock = threading.Lock()
@@ -228,6 +228,8 @@ class Engine:
         meta = {"model": emb.name, "chunking": chunking, "documents": docs_meta}
         stored = self.store.write(passages, matrix, meta, s.hnsw_min_passages)  # read back and verified
         self._live = self._make_live(stored)
+        release_memory()  # the previous version's BM25, vocabulary and passages, just dropped
+        getattr(emb, "page_out", lambda: None)()  # the weight pages the embedding touched
         self.store.prune(keep=3)
         report.version, report.passages = stored.version, len(passages)
         report.seconds = time.perf_counter() - t0

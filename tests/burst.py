@@ -6,8 +6,9 @@
 - a burst of U users x Q private questions pushed at once: reply p50/p95/max, lost, duplicates;
 - the same burst right after an admin's /reindex of a changed corpus (the rebuild runs meanwhile).
 Latency is push -> the peer receiving the reply's sendMessage, so it includes long polling and
-PTB's AIORateLimiter (Telegram's 30 requests/s overall; every answer costs a typing action and a
-message): `rate_floor_s` is the time that limiter alone needs for the burst's API calls.
+PTB's AIORateLimiter (Telegram's 30 requests/s overall; every answer costs a message, plus a typing
+action if it was not ready after PLANBOT_TYPING_AFTER): `rate_floor_s` is the time that limiter alone
+needs for the burst's API calls (it lets 30 go at once, then 30 a second).
 """
 from __future__ import annotations
 

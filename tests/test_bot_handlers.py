@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from fake_request import ADMIN_ID, BOT_ID, BOT_USER, BOT_USERNAME, TOKEN, bot, make_bot  # noqa: F401
+from fake_request import _ApiError, ADMIN_ID, BOT_ID, BOT_USER, BOT_USERNAME, TOKEN, bot, make_bot  # noqa: F401
 from telegram_html import plain, problems
 
 QUESTION = "莱山的主导产业是什么？"
@@ -23,7 +23,7 @@ def html_replies(calls) -> list[str]:
 
 async def test_private_question_gets_cited_html_answer_with_buttons(bot):
     calls = await bot.send(QUESTION)
-    assert calls[0].method == "sendChatAction" and calls[0].params == {"chat_id": 1001, "action": "typing"}
+    assert "sendChatAction" not in [c.method for c in calls]  # a fast answer costs one request, no typing
     replies = html_replies(calls)
     assert replies and all(problems(t) == [] for t in replies)
     text = "\n".join(replies)
@@ -33,6 +33,59 @@ async def test_private_question_gets_cited_html_answer_with_buttons(bot):
     answer_id = bot.state.stats()["questions"]
     assert buttons(last) == [f"more:{answer_id}", f"full:{answer_id}", f"fb:{answer_id}:1", f"fb:{answer_id}:-1"]
     assert not bot.errors
+
+
+def _slow(engine, monkeypatch, seconds: float = 0.8) -> None:
+    """An answer that takes `seconds` (a loaded machine, a huge index)."""
+    import time
+
+    real = engine.answer
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "answer", slow)
+
+
+async def test_slow_answer_shows_typing_before_it(bot, monkeypatch):
+    _slow(bot.services.engine, monkeypatch)
+    calls = await bot.send(QUESTION)
+    assert calls[0].method == "sendChatAction" and calls[0].params == {"chat_id": 1001, "action": "typing"}
+    assert [c.method for c in calls].count("sendChatAction") == 1 and "答：" in html_replies(calls)[0]
+
+
+async def test_no_typing_for_a_slow_answer_while_the_bot_sends_at_its_limit(bot, monkeypatch):
+    """With more answers in flight than a second of Telegram's 30 requests/s, a typing action would
+    only delay the answers: a burst's slow answers cost one request each."""
+    from bot.indicator import Typing
+
+    _slow(bot.services.engine, monkeypatch)
+    bot.services.in_flight = Typing.BUSY  # plus this question: one more than the budget's second
+    calls = await bot.send(QUESTION)
+    assert [c.method for c in calls] == ["sendMessage"] and "答：" in html_replies(calls)[0]
+    assert bot.services.in_flight == Typing.BUSY
+
+
+async def test_failed_typing_indicator_does_not_lose_the_answer(bot, monkeypatch):
+    _slow(bot.services.engine, monkeypatch)
+    answer = bot.request._answer
+
+    def no_typing(api, params):
+        if api == "sendChatAction":
+            raise _ApiError("chat action failed")
+        return answer(api, params)
+
+    monkeypatch.setattr(bot.request, "_answer", no_typing)
+    calls = await bot.send(QUESTION)
+    assert calls[0].method == "sendChatAction" and "答：" in html_replies(calls)[0]
+    assert bot.errors == []
+
+
+async def test_typing_after_zero_shows_typing_before_every_answer(make_bot):
+    bot = await make_bot(typing_after=0)
+    calls = await bot.send(QUESTION)
+    assert calls[0].method == "sendChatAction" and "答：" in html_replies(calls)[0]
 
 
 async def test_unknown_place_is_refused_listing_covered_districts(bot):
@@ -85,7 +138,7 @@ async def test_ask_without_question_gets_usage_hint(bot):
 async def test_ask_addressed_to_another_bot_is_ignored_in_groups(bot):
     assert await bot.send(f"/ask@OtherBot {QUESTION}", chat_id=-100501) == []
     calls = await bot.send(f"/ask@{BOT_USERNAME} {QUESTION}", chat_id=-100501)
-    assert calls[0].method == "sendChatAction" and "答：" in html_replies(calls)[0]
+    assert "答：" in html_replies(calls)[0]
 
 
 async def test_group_chatter_ignored_mentions_and_replies_answered(bot):

@@ -239,7 +239,8 @@ def test_kill_mid_burst_and_restart_answers_each_question_once(faulty, tmp_path)
     env = bot_env(PLANBOT_TELEGRAM_TOKEN=TOKEN, PLANBOT_TELEGRAM_API_URL=peer.url,
                   PLANBOT_ADMIN_IDS=str(ADMIN), PLANBOT_STATE_DB=str(db),
                   PLANBOT_VAR_DIR=str(faulty.var), PLANBOT_DOCS_DIR=str(faulty.docs),
-                  PLANBOT_HTTP_READ_TIMEOUT="120", PLANBOT_POLL_TIMEOUT="2")
+                  PLANBOT_HTTP_READ_TIMEOUT="120", PLANBOT_POLL_TIMEOUT="2",
+                  PLANBOT_TYPING_AFTER="0")  # typing before every answer: holding it holds the answer
     first = BotProcess(peer, env, tmp_path / "run1.log", tmp_path / "cwd")
     second = BotProcess(peer, env, tmp_path / "run2.log", tmp_path / "cwd")
     f = Faulty(peer, first, faulty.var, faulty.docs)

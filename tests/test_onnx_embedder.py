@@ -285,3 +285,24 @@ def test_start_up_hashes_nothing_when_the_cache_is_unchanged(model_cache, monkey
     monkeypatch.setattr(modelcache, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
     materialise(model_cache)
     assert hashed == []
+
+
+def test_served_graph_gives_the_exported_models_vectors_bit_for_bit(embedder, passages, model_cache):
+    """The session drops the export's padding guards (one text per call, no padding): every stored
+    vector of an index built before must still be what re-embedding its passage gives."""
+    import onnxruntime as ort
+
+    from index.e5model import MODEL_NAME, ONNX_FILE
+    from index.onnxgraph import unmasked
+
+    path = model_cache / MODEL_NAME / ONNX_FILE
+    assert unmasked(path.read_bytes())[1] == 12  # one guarded softmax per layer: the trimmed graph is served
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    exported = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    onnx = embedder._onnx
+    texts = ["passage: " + p for p in passages[:20]] + ["query: " + q for q in questions()[:10]] + ["", "长" * 600]
+    for text in texts:
+        ids = np.asarray(onnx.tokenizer.encode(text), dtype=np.int64)[None, :]
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        assert np.array_equal(exported.run(None, feed)[0], onnx.session.run(None, feed)[0]), text[:40]

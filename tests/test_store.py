@@ -197,3 +197,23 @@ def test_same_name_in_two_formats_does_not_duplicate_passages(settings, embedder
     ids = [p.passage_id for p in engine._live.stored.passages]
     assert len(ids) == len(set(ids))
     assert (second.embedded, second.passages) == (0, first.passages)
+
+
+def test_hnsw_ef_search_is_a_setting_applied_on_load(settings, embedder, monkeypatch):
+    """PLANBOT_HNSW_EF_SEARCH changes how many candidates an HNSW index searches, for an index
+    already on disk too (no rebuild), and still finds the passage a question is about."""
+    hnsw = settings.model_copy(update={"hnsw_min_passages": 1, "hnsw_ef_search": 40})
+    Engine(hnsw, embedder=embedder).build()
+    monkeypatch.setenv("PLANBOT_HNSW_EF_SEARCH", "300")
+    from index.config import IndexSettings
+
+    wider = IndexSettings(**{k: v for k, v in hnsw.model_dump().items() if k != "hnsw_ef_search"})
+    assert wider.hnsw_ef_search == 300
+    engine = Engine(wider, embedder=embedder)
+    engine.load()
+    assert engine.manifest["index_type"] == "hnsw"
+    assert engine._live.stored.index.hnsw.efSearch == 300
+    assert top_doc(engine, "长岛的生态保护修复有什么成效") == "changdao"
+    monkeypatch.setenv("PLANBOT_HNSW_EF_SEARCH", "3")
+    with pytest.raises(ValueError, match="hnsw_ef_search"):
+        IndexSettings()
