@@ -1,8 +1,9 @@
 """The one facade the CLI and the bot use: build, load, answer.
 
-A document goes loaders -> chunking -> embedder + lexical -> store (`build`). A question goes
-question.analyse -> candidates (dense ∪ BM25) -> features.featurise -> rank (learned weights) ->
-answer.best_sentence / compose, or the refusal decision and answer.refusal_reason (`answer`).
+A document goes loaders -> ingest (chunking; what to re-embed) -> embedder + lexical -> store
+(`build`). A question goes question.analyse -> candidates (dense ∪ BM25) -> features.featurise ->
+rank (learned weights) -> answer.best_sentence / compose, or refusal.inputs -> the refusal decision
+and answer.refusal_reason (`answer`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from . import answer as ans
-from .chunking import chunk_document, split_sentences
+from . import ingest
+from .chunking import split_sentences
 from .config import IndexSettings
 from .embedder import Embedder
 from .features import Pool, featurise
@@ -181,51 +183,15 @@ class Engine:
         emb = self.embedder
         chunking = {"max_chars": s.max_passage_chars}
         previous = self._previous(emb.name, chunking)
-        old_docs = previous.manifest.get("documents", {}) if previous else {}
-        report = BuildReport(version="", failures=loaded.failures)
-        passages: list[Passage] = []
-        vectors: list[np.ndarray] = []
-        todo: list[tuple[int, Passage]] = []
-        docs_meta = {}
-        for doc in loaded.documents:
-            ps = chunk_document(doc, max_chars=s.max_passage_chars)
-            old = old_docs.get(doc.doc_id)
-            if old and old.get("hash") == doc.content_hash:
-                report.unchanged.append(doc.doc_id)
-                idx = [i for i, p in enumerate(previous.passages) if p.doc_id == doc.doc_id]
-                passages.extend(previous.passages[i] for i in idx)
-                vectors.extend(previous.vectors[i] for i in idx)
-            else:
-                (report.changed if old else report.added).append(doc.doc_id)
-                for p in ps:
-                    todo.append((len(passages), p))
-                    passages.append(p)
-                    vectors.append(None)  # type: ignore[arg-type]
-            docs_meta[doc.doc_id] = {
-                "hash": doc.content_hash, "title": doc.title, "date": doc.date, "url": doc.url,
-                "outlet": doc.outlet, "path": doc.path,
-                "passages": sum(1 for p in passages if p.doc_id == doc.doc_id),
-            }
-        report.removed = [d for d in old_docs if d not in docs_meta and d not in loaded.failed_ids]
-        # A document that failed to load keeps its previous passages rather than vanishing.
-        for doc_id in loaded.failed_ids:
-            if doc_id in old_docs and doc_id not in docs_meta:
-                idx = [i for i, p in enumerate(previous.passages) if p.doc_id == doc_id]
-                passages.extend(previous.passages[i] for i in idx)
-                vectors.extend(previous.vectors[i] for i in idx)
-                docs_meta[doc_id] = old_docs[doc_id]
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            vecs = emb.encode_passages([p.embed_text for _, p in batch], batch_size=batch_size)
-            for (i, _), v in zip(batch, vecs):
-                vectors[i] = v
-            if progress:
-                progress("embed", min(start + batch_size, len(todo)), len(todo))
-        report.embedded = len(todo)
+        todo = ingest.plan(loaded, previous, s.max_passage_chars)
+        report = BuildReport(version="", failures=loaded.failures, added=todo.added, changed=todo.changed,
+                             removed=todo.removed, unchanged=todo.unchanged)
+        report.embedded = ingest.embed(todo, emb.encode_passages, batch_size, progress)
+        passages, vectors = todo.passages, todo.vectors
         if not passages:  # e.g. documents holding only a title: an empty index would answer nothing
             raise RuntimeError(f"the documents in {s.docs_dir} contain no text to index")
         matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, emb.dim), np.float32)
-        meta = {"model": emb.name, "chunking": chunking, "documents": docs_meta}
+        meta = {"model": emb.name, "chunking": chunking, "documents": todo.documents}
         stored = self.store.write(passages, matrix, meta, s.hnsw_min_passages)  # read back and verified
         self._live = self._make_live(stored)
         release_memory()  # the previous version's BM25, vocabulary and passages, just dropped
