@@ -65,14 +65,14 @@ def _by_year(q: Question, citations: list[Citation], cues: dict) -> str:
     """Documents of different years give the asked figure and the question names no year: one
     line per year, newest first, each with its citation number, so nobody takes an old figure
     for today's ("2019年：… [1]" / "2011年：… [3]")."""
-    if q.years or q.asks not in ("number", "count"):
+    if q.years or q.asks not in ("number", "count") or not q.heads:
         return ""
     grams = bigrams(q.simplified)
     top = sentence_score(citations[0].best_sentence, q, grams, cues)
     lines: dict[str, tuple[int, str]] = {}
     for c in citations[:3]:
         year, s = c.passage.date[:4], c.best_sentence
-        if not year or year in lines or not has_value(q.asks, s, cues) or not q.heads \
+        if not year or year in lines or not has_value(q.asks, s, cues) \
                 or not all(h in s for h in q.heads):  # every line gives the 面积 asked about
             continue
         if c.rank == 1 or sentence_score(s, q, grams, cues) >= 0.7 * top > 0:

@@ -3,7 +3,8 @@
 Ranker: logistic regression (scikit-learn) on every candidate of every answerable dev question,
 label 1 where the passage holds an evidence string. Refusal: logistic regression on the
 refusal features of each dev question's best passage, label "answerable"; its threshold is the
-one that refuses most unanswerable dev questions while refusing at most 5% of answerable ones.
+one that refuses most unanswerable questions while refusing at most MAX_FALSE_REFUSALS (3%) of
+the answerable ones of each question set's corpus.
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c
     p = refusal.score(rx)
     best = (-1.0, 0.0)
     for t in sorted(set(np.round(p, 4))):
-        # at most 5% false refusals on every corpus fitted on, not just pooled: a small corpus's
+        # at most MAX_FALSE_REFUSALS on every corpus fitted on, not just pooled: a small corpus's
         # questions must not pay for a large one's
         false_ref = max(float(np.mean(p[(ry == 1) & (rset == n)] < t)) for n in set(rset.tolist())
                         if ((ry == 1) & (rset == n)).any())

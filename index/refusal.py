@@ -47,9 +47,8 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
     people = corpus.vocab.people_in(top_idx) if q.asks == "person" else []
     type_in_top = has_value(q.asks, simplify(top.text), cues, people) if q.asks else True
     entity = sum(corpus.vocab.named_in(e, ctx, low) for e in q.entities) / len(q.entities) if q.entities else 1.0
-    top3 = [bridged(q, corpus.contexts[h[3]]) for h in hits[:3]]
+    top3 = [ctx] + [bridged(q, corpus.contexts[h[3]]) for h in hits[1:3]]
     missing = _missing_words(q, corpus, top3, [bridged(q, s) for h in hits[:3] for s in corpus.sentences[h[3]]], cues)
-    heads = [h for h in q.heads if h]
     # the asked-about word and a value of the asked kind in one sentence (员工 next to a head count)
     sentences = [bridged(q, s).lower() for s in corpus.sentences[top_idx]
                  if not q.asks or has_value(q.asks, s, cues, people)]
@@ -58,8 +57,8 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
     return np.array([
         entity, float(bool(q.unknown)), float(any(y not in corpus.years for y in q.years)),
         float(bool(q.years) and not any(y in top_years for y in q.years)),
-        float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], missing[1], missing[2], missing[3],
-        heads_absent(heads, low, corpus.bm25.idf), min(heads_absent(heads, s, corpus.bm25.idf) for s in sentences),
+        float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], *missing,
+        heads_absent(q.heads, low, corpus.bm25.idf), min(heads_absent(q.heads, s, corpus.bm25.idf) for s in sentences),
         _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
     ], np.float32), ctx, type_in_top
 
@@ -88,16 +87,16 @@ def _rarest_missing(q: Question, bm25: BM25Index, text: str) -> float:
 
 
 def _missing_words(q: Question, corpus: Corpus, contexts: list[str], sentences: list[str],
-                   cues: dict) -> tuple[float, float, float, float]:
-    """What the question asks about beyond its names: words absent from the best passage,
-    from the top three, from the whole corpus (员工, 票价, 区长 where no document has them),
-    and how much of it one sentence of the top three holds next to a value of the asked kind."""
+                   cues: dict) -> tuple[float, float, float]:
+    """What the question asks about beyond its names: words absent from the top three passages,
+    from the whole corpus (员工, 票价, 区长 where no document has them), and how much of it one
+    sentence of the top three holds next to a value of the asked kind."""
     words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}", w)
              and not any(w in e or e in w for e in q.entities)]
     if not words:
-        return 0.0, 0.0, 0.0, 1.0
+        return 0.0, 0.0, 1.0
     top3 = "\n".join(contexts)
     vocab = corpus.bm25.vocab
     unknown = sum(w not in vocab and not all("#" + w[i:i + 2] in vocab for i in range(len(w) - 1)) for w in words)
     support = max((1 - _absent(words, s) for s in sentences if not q.asks or has_value(q.asks, s, cues)), default=0.0)
-    return _absent(words, contexts[0]), _absent(words, top3), float(unknown), support
+    return _absent(words, top3), float(unknown), support

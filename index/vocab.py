@@ -160,7 +160,7 @@ class CorpusVocab:
                         else:
                             ok = _same(a, b) or (_close(a, b) and not self._holds_name(window))
                         if ok:
-                            rank = (py[i + diff[0]] == name_py[diff[0]], len(self.entities.get(name, ())))
+                            rank = (a == b, len(self.entities.get(name, ())))
                             if best is None or rank > best[0]:
                                 best = (rank, name)
                     if best:

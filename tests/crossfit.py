@@ -13,24 +13,16 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from index.evaluate import corpus_engine, evaluate, load_gold
-from index.fit import fit
+from index.fit import _refusal_rows, fit
 from index.rank import RankModel
-from index.vocab import curated
 
 EVAL = Path("data/eval")
 KEYS = ("hit@1", "hit@3", "refused", "false_refusals")
 
 
 def refusal_auc(engine, path: Path) -> float:
-    cues = curated(str(engine.settings.vocab_dir)).cues
-    ps, ys = [], []
-    for row in load_gold(path):
-        q = engine.analyse(row["question"], engine._live)
-        hits = engine.search(q, k=5, live=engine._live)
-        r, _, _ = engine.refusal_inputs(q, engine._live, hits, cues)
-        ps.append(engine.model.answerable(r))
-        ys.append(int(row["answerable"]))
-    return float(roc_auc_score(np.array(ys), np.array(ps)))
+    rx, ry = _refusal_rows(engine, load_gold(path))
+    return float(roc_auc_score(np.array(ry), [engine.model.answerable(r) for r in rx]))
 
 
 def main() -> None:
