@@ -2,7 +2,10 @@
 
 Every table shows plain BM25, plain dense, plain RRF(BM25, dense) and planbot (the learned
 ranker with its refusal decision) from the same run. A hit means a cited snippet holds an
-evidence string, folded (NFKC, whitespace and punctuation removed; Traditional not folded)."""
+evidence string, folded (NFKC, whitespace and punctuation removed; Traditional not folded). A
+table-row evidence string ("2025年1月 | 15次 | 23个", as check.py extracts a docx row) counts
+when one line of the snippet holds its cells in order: planbot labels each cell with its column
+header ("15次（累计海上发射）"), which a plain substring test would miss."""
 from __future__ import annotations
 
 import hashlib
@@ -37,13 +40,29 @@ def fold(s: str) -> str:
     return re.sub(r"[\s\W_]+", "", unicodedata.normalize("NFKC", s))
 
 
+def _row_in(cells: list[str], text: str) -> bool:
+    """The cells, folded, in order on one line of the text."""
+    for line in text.splitlines():
+        line, at = fold(line), 0
+        for cell in cells:
+            at = line.find(cell, at)
+            if at < 0:
+                break
+            at += len(cell)
+        else:
+            return True
+    return False
+
+
+def holds(text: str, evidence: list[str]) -> bool:
+    """The text holds one of the evidence strings (a table row: its cells on one line)."""
+    folded = fold(text)
+    return any(e and (fold(e) in folded or (e.count("|") >= 2 and _row_in([fold(c) for c in e.split("|")], text)))
+               for e in evidence)
+
+
 def first_hit(citations: list[dict], evidence: list[str]) -> int | None:
-    folded = [fold(e) for e in evidence]
-    for c in citations:
-        text = fold(c["text"])
-        if any(e and e in text for e in folded):
-            return c["rank"]
-    return None
+    return next((c["rank"] for c in citations if holds(c["text"], evidence)), None)
 
 
 def corpus_engine(doc_dirs: list[Path], var_root: Path = Path("var/eval")) -> Engine:

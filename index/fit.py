@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import Engine
-from .evaluate import fold, load_gold
+from .evaluate import holds, load_gold
 from .features import NAMES
 from .rank import REFUSAL_NAMES, Linear, RankModel
 from .vocab import curated
@@ -36,38 +36,41 @@ def _linear(names: list[str], x: np.ndarray, y: np.ndarray, c: float) -> Linear:
 def _pairwise(names: list[str], x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float) -> Linear:
     """Pairwise logistic ranking (RankNet-style, linear): within each question, every passage
     holding the answer against every one that does not. Scores only need to order passages
-    of one question, so features whose level differs between questions cancel out."""
+    of one question, so features whose level differs between questions cancel out. Each
+    question weighs the same in total: one over a large corpus has many more pairs than one
+    over the article alone, and would otherwise drown it."""
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
     z = (x - mean) / scale
-    diffs = []
+    diffs, weights = [], []
     for g in np.unique(groups):
         idx = np.where(groups == g)[0]
         pos, neg = idx[y[idx] == 1], idx[y[idx] == 0]
-        for i in pos:
-            diffs.append(z[i] - z[neg])
-    d = np.vstack(diffs)
-    lr = LogisticRegression(C=c, fit_intercept=False, max_iter=4000).fit(np.vstack([d, -d]),
-                                                                        np.r_[np.ones(len(d)), np.zeros(len(d))])
+        pairs = [z[i] - z[neg] for i in pos]
+        n = sum(len(p) for p in pairs)
+        diffs += pairs
+        weights += [np.full(n, 1.0 / n)] if n else []
+    d, w = np.vstack(diffs), np.concatenate(weights)
+    w = w * len(w) / w.sum()  # same total weight as unweighted, so C keeps its meaning
+    lr = LogisticRegression(C=c, fit_intercept=False, max_iter=4000).fit(
+        np.vstack([d, -d]), np.r_[np.ones(len(d)), np.zeros(len(d))], sample_weight=np.r_[w, w])
     return Linear(names, lr.coef_[0].astype(np.float32), 0.0, mean.astype(np.float32), scale.astype(np.float32))
 
 
 def _ranker_rows(engine: Engine, gold: list[dict]) -> tuple[list, list, list]:
     live = engine._live
     passages = live.stored.passages
-    folded = [fold(p.text) for p in passages]
     xs, ys, groups = [], [], []
     engine._model = RankModel(None, None, 0.0, {})  # candidates in RRF order, features as served
     for row in gold:
         if not row["answerable"]:
             continue
         q = engine.analyse(row["question"], live)
-        ev = [fold(e) for e in row["evidence"]]
         for _, _, x, pid in engine.search(q, k=10 ** 6, retriever="hybrid", live=live):
             xs.append(x)
-            ys.append(int(any(e in folded[pid] for e in ev)))
+            ys.append(int(holds(passages[pid].text, row["evidence"])))
             groups.append(f"{id(engine)}:{row['id']}")
     return xs, ys, groups
 
@@ -85,7 +88,7 @@ def _refusal_rows(engine: Engine, gold: list[dict]) -> tuple[list, list]:
     return rx, ry
 
 
-def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 0.5, c_refuse: float = 1.0,
+def fit(sets: list[tuple[Engine, list[Path]]], out: Path, c_rank: float = 1.0, c_refuse: float = 1.0,
         command: str = "") -> dict:
     """`sets`: (engine over a corpus, question files about it). Every set adds rows to both fits."""
     golds = [(engine, [row for p in paths for row in load_gold(p)]) for engine, paths in sets]

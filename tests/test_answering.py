@@ -67,6 +67,13 @@ def test_docx_table_row_becomes_a_cited_passage(tmp_path):
 
     rows = [p for p in chunk_document(doc) if "冷链物流园" in p.text]
     assert rows and rows[0].heading == "项目清单"
+    # the question sets give a row as check.py extracts it, cells joined by " | ": the labelled
+    # row counts as citing it, another row does not
+    from index.evaluate import first_hit
+
+    cited = [{"rank": 1, "text": rows[0].text}]
+    assert first_hit(cited, ["冷链物流园 | 12亿元 | 已投产"]) == 1
+    assert first_hit(cited, ["冷链物流园 | 48亿元 | 已投产"]) is None
 
 
 def test_wrapped_pdf_text_is_reflowed_and_pages_are_named():
@@ -116,7 +123,7 @@ def test_fitted_model_is_data_with_its_command():
     assert model["info"]["command"].startswith("planbot fit")
     assert "data/eval/dev.jsonl" in model["info"]["fitted_on"]
     assert "test.jsonl" not in json.dumps(model["info"])  # the frozen splits are never fitted on
-    assert "test2.jsonl" not in json.dumps(model["info"])
+    assert "test2.jsonl" not in json.dumps(model["info"]) and "test3.jsonl" not in json.dumps(model["info"])
 
 
 def test_typo_repair_leaves_correctly_spelt_words_alone(doc_engine):
