@@ -26,17 +26,21 @@ test: $(STAMP)
 
 # Quality next to plain BM25 / dense / RRF on the same corpus and questions (README "Quality").
 # The seed sets search the article alone; dev, dev2 and the first frozen test split search it with
-# data/eval/corpus; the second frozen split (test2) also searches the five reports of corpus2.
+# data/eval/corpus; dev3 and the second frozen split (test2) also search the five reports of corpus2;
+# the third frozen split (test3) also searches the six reports of corpus3.
 eval: $(STAMP)
 	$(BIN)/planbot eval data/eval/questions.jsonl data/eval/holdout.jsonl --docs data/docs
 	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
-	$(BIN)/planbot eval data/eval/test2.jsonl --docs data/docs data/eval/corpus data/eval/corpus2
+	$(BIN)/planbot eval data/eval/dev3.jsonl data/eval/test2.jsonl --docs data/docs data/eval/corpus data/eval/corpus2
+	$(BIN)/planbot eval data/eval/test3.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3
 
 # Refit the reranker and refusal weights (data/rank/model.json) on the tuning sets only: dev and dev2
-# against the article + data/eval/corpus, the seed questions against the article alone.
-# Never on test.jsonl or test2.jsonl.
+# against the article + data/eval/corpus, dev3 against those + corpus2, the seed questions against
+# the article alone. Never on test.jsonl, test2.jsonl or test3.jsonl.
 fit: $(STAMP)
-	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/questions.jsonl@data/docs --docs data/docs data/eval/corpus
+	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl \
+		data/eval/dev3.jsonl@data/docs,data/eval/corpus,data/eval/corpus2 data/eval/questions.jsonl@data/docs \
+		--docs data/docs data/eval/corpus
 
 # how features were chosen: fit on dev (+seed) and score dev2, and the other way round. ~1 min.
 crossfit: $(STAMP)

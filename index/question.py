@@ -55,7 +55,9 @@ def analyse(text: str, vocab: CorpusVocab, curated: Curated, known_tokens, engli
             if w2 not in STOPWORDS and re.search(r"\w", w2) and w2 not in content:
                 content.append(w2)
     entities = vocab.find(simp)
-    entities += [e for e in vocab.repair(simp, known_tokens) if e not in entities]
+    named = {i for e in entities for m in re.finditer(re.escape(e), simp) for i in range(m.start(), m.end())}
+    entities += [e for e, written in vocab.misspellings(simp, known_tokens) if e not in entities
+                 and not any(named & set(range(m.start(), m.end())) for m in re.finditer(re.escape(written), simp))]
     unknown = []
     for w, f in tags:
         if f in ENTITY_TAGS and re.fullmatch(r"[\u4e00-\u9fff]{2,}", w) and not qwords.search(w) and not vocab.find(w) \
@@ -111,8 +113,24 @@ def _heads(tags: list[tuple[str, str]], qwords: re.Pattern, skip: set[str], enti
     """The words next to each question word (票价 in 票价多少, 员工 in 多少员工, 总经理 in 总经理是谁):
     the attribute asked for. A near-miss question names a real entity but an attribute no
     passage about it gives, so these words are what an answering passage has to hold."""
-    words = [(w.lower(), f) for w, f in tags if w.strip() and re.search(r"\w", w)]
+    words: list[tuple[str, str]] = []
+    for w, f in tags:  # 多 + 大 as jieba cuts it is the question word 多大
+        w = w.lower()
+        if w.strip() and re.search(r"\w", w):
+            if words and qwords.fullmatch(words[-1][0] + w) and not qwords.fullmatch(w):
+                words[-1] = (words[-1][0] + w, "r")
+            else:
+                words.append((w, f))
     out: list[str] = []
+
+    def take(head: str, tag: str) -> bool:
+        if not (tag[:1] in ("n", "v", "q") or tag == "eng") or (len(head) < 2 and tag != "q"):
+            return False  # 叫, 了: not what the question asks about; a unit (亩, 吨) is
+        if head in years or head == "年" or any(head in e or e in head for e in entities) or head in out:
+            return False
+        out.append(head)
+        return True
+
     for i, (w, _) in enumerate(words):
         if not qwords.fullmatch(w):
             continue
@@ -122,10 +140,13 @@ def _heads(tags: list[tuple[str, str]], qwords: re.Pattern, skip: set[str], enti
                 j += step
             if not 0 <= j < len(words):
                 continue
-            head, tag = words[j]
-            if not (tag[:1] in ("n", "v", "q") or tag == "eng") or (len(head) < 2 and tag != "q"):
-                continue  # 叫, 了: not what the question asks about; a unit (亩, 吨) is
-            if head in years or head == "年" or any(head in e or e in head for e in entities) or head in out:
-                continue
-            out.append(head)
+            take(*words[j])
+            if step == 1 and len(words[j][0]) == 1 and words[j][1][:1] in ("m", "q", "n"):
+                run = ""  # 多少条国际航线, 多少吨黄金: past the unit, the nouns that say what is counted
+                for w2, f2 in words[j + 1:]:
+                    if not f2.startswith("n") or qwords.fullmatch(w2):
+                        break
+                    run += w2
+                if len(run) >= 2:
+                    take(run, "n")
     return out

@@ -22,9 +22,13 @@ REFUSAL_NAMES = [
     "top_entity_match", "unknown_entity", "year_not_in_corpus", "year_not_in_top", "type_missing_top",
     "top_dense", "words_missing_top3", "words_missing_corpus", "sentence_support",
     "heads_missing_top", "heads_missing_top_sentence", "rarest_missing_top", "number_missing_top",
+    "year_unbound", "heads_unbound",
 ]
 _YEARISH = re.compile(r"(?:19|20)\d\d")
 _NUMBER = re.compile(r"(?:\d+|[一二三四五六七八九十]+)[号期座台届条]")  # 5号机组, 二期: which one is asked
+_YEAR_AT = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)(?!\s*[万亿吨个家%])")
+_FIGURE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.])")
+BIND_WINDOW = 40  # characters: a head word further than this from every value is not what the value measures
 
 
 @dataclass
@@ -60,7 +64,39 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
         float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], *missing,
         heads_absent(q.heads, low, corpus.bm25.idf), min(heads_absent(q.heads, s, corpus.bm25.idf) for s in sentences),
         _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
+        *_unbound(q, [bridged(q, s).lower() for s in corpus.sentences[top_idx]], top.date[:4], cues),
     ], np.float32), ctx, type_in_top
+
+
+def _values(asks: str | None, sentence: str, cues: dict) -> list[int]:
+    """Where a value of the asked kind starts in the sentence (a figure for number/count: years
+    and dates are not what 多少 asks)."""
+    if asks in ("number", "count", None):
+        years = {m.start() for m in _YEAR_AT.finditer(sentence)}
+        return [m.start() for m in _FIGURE.finditer(sentence)
+                if m.start() not in years and not re.match(r"\s*[月日号]", sentence[m.end():])]
+    pat = cues.get("value", {}).get(asks)
+    return [m.start() for m in re.finditer(pat, sentence)] if pat else []
+
+
+def _unbound(q: Question, sentences: list[str], doc_year: str, cues: dict) -> tuple[float, float]:
+    """Whether a value in the best passage belongs to what is asked, not merely stands beside it:
+    (no value there is governed by an asked year — the last year written before it, else the
+    passage's running year, else the document's: 招远2009年…77.6万两 does not answer 2010;
+    how far the nearest value stands from a word the question asks about, 1 when none in one
+    sentence)."""
+    year_hit, running, gap = False, doc_year, float(BIND_WINDOW)
+    for s in sentences:
+        marks = [(m.start(), m.group(1)) for m in _YEAR_AT.finditer(s)]
+        for v in _values(q.asks, s, cues):
+            before = [y for at, y in marks if at < v]
+            year_hit = year_hit or (before[-1] if before else running) in q.years
+            for h in q.heads:
+                for m in re.finditer(re.escape(h.lower()), s):
+                    gap = min(gap, abs(v - m.start()))
+        running = marks[-1][1] if marks else running
+    year = float(bool(q.years) and q.asks != "date" and not year_hit)
+    return year, (gap / BIND_WINDOW if q.heads else 0.0)
 
 
 def bridged(q: Question, text: str) -> str:

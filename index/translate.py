@@ -16,6 +16,11 @@ from .lexical import release_memory
 
 _STOP = set("a an the of to in on at for by with from and or as is are be was were it its this that "
             "sb sth one's oneself etc used see also variant abbr lit fig old kind type".split())
+# English function and question words: "how many" is not 几个 in the passage, "so far" not 千万
+_FUNCTION = _STOP | set("how many much what which who whom whose when where why do does did has have had "
+                        "so far there their they them he she his her we our you your i me my can could "
+                        "will would shall should may might must been being into about than then now "
+                        "any some each every all both more most such only own same just".split())
 
 
 def _entries():
@@ -111,7 +116,8 @@ def english_to_chinese(text: str, known) -> list[str]:
     en_zh = _for(known).en_zh(known)
     words = [w for w in re.findall(r"[a-z][a-z\-]+", text.lower())]
     out: list[str] = []
-    phrases = [" ".join(words[i:i + 2]) for i in range(len(words) - 1)] + [w for w in words if w not in _STOP]
+    phrases = [" ".join(words[i:i + 2]) for i in range(len(words) - 1)
+               if not (words[i] in _FUNCTION and words[i + 1] in _FUNCTION)] + [w for w in words if w not in _FUNCTION]
     for ph in phrases:
         cands = en_zh.get(ph, [])
         if not cands and ph.endswith("s"):
