@@ -82,7 +82,7 @@ def _values(asks: str | None, sentence: str, cues: dict) -> list[int]:
 def _unbound(q: Question, sentences: list[str], doc_year: str, cues: dict) -> tuple[float, float]:
     """Whether a value in the best passage belongs to what is asked, not merely stands beside it:
     (no value there is governed by an asked year — the last year written before it, else the
-    passage's running year, else the document's: 招远2009年…77.6万两 does not answer 2010;
+    passage's running year, else the document's: "2010年发布…2009年产金77.6万两" does not answer for 2010;
     how far the nearest value stands from a word the question asks about, 1 when none in one
     sentence)."""
     year_hit, running, gap = False, doc_year, float(BIND_WINDOW)
