@@ -18,8 +18,8 @@ import numpy as np
 
 from . import answer as ans
 from . import ingest
-from .chunking import split_sentences
 from .config import IndexSettings
+from .derived import derive
 from .embedder import Embedder
 from .features import Pool, featurise
 from .lexical import BM25Index, release_memory, tokenize
@@ -29,8 +29,8 @@ from .question import Question, analyse
 from . import refusal
 from .rank import RankModel
 from .store import IndexCorrupt, IndexMissing, IndexStore, StoredIndex, spot_check
-from .textnorm import nfkc, simplify
-from .vocab import CorpusVocab, core, curated, passage_context
+from .textnorm import nfkc
+from .vocab import CorpusVocab, core, curated
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -121,13 +121,11 @@ class Engine:
         self._live = self._make_live(stored)
 
     def _make_live(self, stored: StoredIndex) -> _Live:
-        vocab = CorpusVocab.build(stored.passages)
-        contexts = [passage_context(p) for p in stored.passages]
+        d = derive(stored.path, stored.passages, stored.manifest.get("files", {}).get("passages.jsonl"))
         months = sorted({p.date[:7] for p in stored.passages if p.date})
         return _Live(
-            stored=stored, bm25=BM25Index([p.embed_text for p in stored.passages]), vocab=vocab,
-            contexts=contexts, sentences=[split_sentences(simplify(p.text)) for p in stored.passages],
-            years=set(vocab.years),
+            stored=stored, bm25=d.bm25, vocab=d.vocab, contexts=d.contexts, sentences=d.sentences,
+            years=set(d.vocab.years),
             newest={m: i / max(1, len(months) - 1) for i, m in enumerate(months)},
             english=any(p.language.startswith("en") for p in stored.passages),
         )

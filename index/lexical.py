@@ -98,6 +98,15 @@ class BM25Index:
         self._vocab = TokenSet(self._vocab_ids)
         release_memory()
 
+    @classmethod
+    def restore(cls, model, n: int) -> "BM25Index":
+        """The index as derived.py stored it: a bm25s model indexed with our token ids."""
+        self = cls.__new__(cls)
+        self.n, self.model = n, model
+        self._vocab_ids = model.vocab_dict
+        self._vocab = TokenSet(self._vocab_ids)
+        return self
+
     @property
     def vocab(self) -> "TokenSet":
         """The indexed tokens (a view, not a copy; the same object every time, so what is derived

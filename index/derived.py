@@ -1,0 +1,126 @@
+"""What a query reads besides the vectors, derived from the passages and kept beside their version.
+
+The corpus vocabulary (jieba POS tagging of every passage), the BM25 index (jieba tokenising) and
+each passage's context and sentences cost ~4 ms a passage to compute: ~7 minutes of start-up at
+100k passages. They depend only on the passages and on the code that derives them, so they are
+computed once per index version and stored in `<version>/derived/`, then read back at the next
+start. The files are JSON and bm25s's own .npy arrays (no pickle: nothing read from disk can run
+code). They are keyed by passages.jsonl's checksum, the deriving code and jieba's version; any
+mismatch or damage means compute again (and store again, best effort: a read-only index is
+served all the same).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .chunking import split_sentences
+from .lexical import BM25Index
+from .models import Passage
+from .textnorm import simplify
+from .vocab import CorpusVocab, passage_context
+
+log = logging.getLogger(__name__)
+
+FOLDER = "derived"
+# the modules whose code decides what is derived: a change to any of them recomputes
+_SOURCES = ("derived.py", "lexical.py", "vocab.py", "chunking.py", "textnorm.py", "models.py")
+
+
+@dataclass
+class Derived:
+    bm25: BM25Index
+    vocab: CorpusVocab
+    contexts: list[str]  # simplified title + heading + text of each passage
+    sentences: list[list[str]]
+
+
+def compute(passages: list[Passage]) -> Derived:
+    return Derived(
+        bm25=BM25Index([p.embed_text for p in passages]), vocab=CorpusVocab.build(passages),
+        contexts=[passage_context(p) for p in passages],
+        sentences=[split_sentences(simplify(p.text)) for p in passages],
+    )
+
+
+def key(passages_sha: str) -> str:
+    import jieba
+
+    h = hashlib.sha256(f"{passages_sha}\njieba {jieba.__version__}\n".encode())
+    here = Path(__file__).parent
+    for name in _SOURCES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def derive(version_dir: Path, passages: list[Passage], passages_sha: str | None) -> Derived:
+    """Read back what was derived for this version, or compute it and keep it for next time."""
+    k = key(passages_sha) if passages_sha else None
+    if k:
+        try:
+            found = load(version_dir / FOLDER, k, len(passages))
+        except Exception as exc:  # noqa: BLE001 - damaged or from another release: compute again
+            log.warning("derived data of %s unusable (%s); computing it again", version_dir.name, exc)
+            found = None
+        if found is not None:
+            return found
+    d = compute(passages)
+    if k and passages:
+        save(version_dir / FOLDER, k, d)
+    return d
+
+
+def load(folder: Path, k: str, n: int) -> Derived | None:
+    if not (folder / "key.json").is_file() or json.loads((folder / "key.json").read_text())["key"] != k:
+        return None
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    model = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
+    text = json.loads((folder / "text.json").read_text(encoding="utf-8"))
+    v = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    if not (len(text["contexts"]) == len(text["sentences"]) == len(v["passage_entities"]) == n):
+        raise ValueError(f"holds {len(text['contexts'])} passages, the index {n}")
+    entities: dict[str, list[int]] = defaultdict(list)
+    for i, names in enumerate(v["passage_entities"]):
+        for name in names:
+            entities[name].append(i)
+    vocab = CorpusVocab(
+        entities={name: np.array(ix, np.int64) for name, ix in entities.items()}, kinds=v["kinds"],
+        years={y: np.array(ix, np.int64) for y, ix in v["years"].items()},
+        passage_entities=v["passage_entities"], pinyin=v["pinyin"],
+    )
+    return Derived(BM25Index.restore(model, n), vocab, text["contexts"], text["sentences"])
+
+
+def save(folder: Path, k: str, d: Derived) -> None:
+    """Written into a temp folder and renamed into place; key.json last, so a half-written folder
+    is never taken for a whole one."""
+    tmp = folder.with_name(f".{FOLDER}.{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        d.bm25.model.save(str(tmp / "bm25"), show_progress=False)
+        (tmp / "text.json").write_text(json.dumps({"contexts": d.contexts, "sentences": d.sentences},
+                                                  ensure_ascii=False), encoding="utf-8")
+        v = d.vocab
+        (tmp / "vocab.json").write_text(json.dumps({
+            "kinds": v.kinds, "passage_entities": v.passage_entities, "pinyin": v.pinyin,
+            "years": {y: ix.tolist() for y, ix in v.years.items()}}, ensure_ascii=False), encoding="utf-8")
+        (tmp / "key.json").write_text(json.dumps({"key": k}))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(tmp, folder)
+    except OSError as exc:  # read-only or full disk: serve what was computed, derive again next start
+        log.warning("could not keep derived data in %s (%s)", folder, exc)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(tmp, ignore_errors=True)
