@@ -123,7 +123,7 @@ def run() -> int:
             handler.addFilter(RedactToken(secret))
     for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "apscheduler", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from index.intake import clean_stale
+    from index.docstore import clean_stale
 
     clean_stale(settings.docs_dir, settings.incoming_dir)
     try:

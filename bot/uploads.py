@@ -22,7 +22,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction, ChatType, ParseMode
 from telegram.error import TelegramError
 
-from index import intake
+from index import docstore, intake
 from index.intake import Rejected
 
 from . import handlers as h
@@ -147,7 +147,7 @@ async def on_document(update: Update, ctx: Ctx) -> None:
             raise Rejected(f"文件有 {len(data) / 2**20:.1f} MB，超过上限 {svc.settings.max_upload_mb:g} MB。")
         info, path = await asyncio.to_thread(intake.inspect, data, name, work, caption_meta,
                                              int(svc.settings.max_unpacked_mb * 2**20))
-        dup = await asyncio.to_thread(intake.find_duplicate, svc.settings.docs_dir, info.sha256,
+        dup = await asyncio.to_thread(docstore.find_duplicate, svc.settings.docs_dir, info.sha256,
                                         info.text_sha256)
         if dup is not None:
             raise Rejected(f"这个文件已经收录过了，标题是《{_title_of(ctx, dup)}》（id：{_doc_id_of(ctx, dup)}）。")
@@ -198,7 +198,7 @@ def _title_of(ctx: Ctx, path: Path) -> str:
     for d in h.services(ctx).engine.documents():
         if Path(d.get("path", "")).name == path.name:
             return d["title"]
-    return intake.read_sidecar(path).get("title") or path.stem
+    return docstore.read_sidecar(path).get("title") or path.stem
 
 
 # ----------------------------------------------------------------------------- buttons
@@ -251,10 +251,10 @@ async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:
     await q.edit_message_text(f"正在收录《{info.title}》…")
     docs_dir = svc.settings.docs_dir
     try:
-        dup = await asyncio.to_thread(intake.find_duplicate, docs_dir, info.sha256, info.text_sha256)
+        dup = await asyncio.to_thread(docstore.find_duplicate, docs_dir, info.sha256, info.text_sha256)
         if dup is not None:
             raise Rejected(f"这个文件已经收录过了，标题是《{_title_of(ctx, dup)}》。")
-        stored = await asyncio.to_thread(intake.store, entry.path, docs_dir, info, entry.who)
+        stored = await asyncio.to_thread(docstore.store, entry.path, docs_dir, info, entry.who)
     except (Rejected, OSError) as exc:
         await q.edit_message_text(f"❌ 收录失败：{exc}\n{NOTHING_CHANGED}")
         return
@@ -265,7 +265,7 @@ async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:
             raise RuntimeError(report.failures.get(stored.name) or "新文档没有进入索引")
     except Exception as exc:
         log.error("rebuild after upload of %s failed: %s", stored.name, exc)
-        await asyncio.to_thread(intake.unstore, stored)
+        await asyncio.to_thread(docstore.unstore, stored)
         await q.edit_message_text(f"❌ 收录失败，旧索引继续服务，文件没有保存。\n错误：{exc}")
         return
     passages = next((d.get("passages", 0) for d in svc.engine.documents() if d["doc_id"] == info.doc_id), 0)
@@ -308,7 +308,7 @@ async def docs_command(update: Update, ctx: Ctx) -> None:
     docs = sorted(svc.engine.documents(), key=lambda d: d["doc_id"])
     blocks = [f"<b>文档库：{len(docs)} 个文档</b>（移除：/remove id）"]
     for d in docs:
-        meta = intake.read_sidecar(Path(d.get("path", ""))) if d.get("path") else {}
+        meta = docstore.read_sidecar(Path(d.get("path", ""))) if d.get("path") else {}
         by = meta.get("added_by") or "预置"
         blocks.append(f"<code>{e(d['doc_id'])}</code>\n《{e(d['title'])}》 · {e(d.get('date') or '日期未知')} · "
                       f"{d.get('passages', 0)} 段 · 添加：{e(by)}")
@@ -328,7 +328,7 @@ async def remove_command(update: Update, ctx: Ctx) -> None:
         await update.effective_message.reply_text("用法：/remove 文档id（用 /docs 查看 id）")
         return
     docs = {d["doc_id"]: d for d in svc.engine.documents()}
-    if doc_id not in docs or not intake.doc_files(svc.settings.docs_dir, doc_id):
+    if doc_id not in docs or not docstore.doc_files(svc.settings.docs_dir, doc_id):
         await update.effective_message.reply_text(f"没有 id 为 {doc_id[:80]} 的文档，用 /docs 查看。\n{NOTHING_CHANGED}")
         return
     if len(docs) <= 1:
@@ -351,7 +351,7 @@ async def _confirm_remove(update: Update, ctx: Ctx, entry: Pending) -> None:
     svc, q = h.services(ctx), update.callback_query
     await q.edit_message_text(f"正在移除《{entry.title}》…")
     try:
-        archived = await asyncio.to_thread(intake.archive, svc.settings.docs_dir, entry.doc_id,
+        archived = await asyncio.to_thread(docstore.archive, svc.settings.docs_dir, entry.doc_id,
                                            svc.settings.archive_dir)
     except (Rejected, OSError) as exc:
         await q.edit_message_text(f"❌ 移除失败：{exc}\n{NOTHING_CHANGED}")
@@ -361,7 +361,7 @@ async def _confirm_remove(update: Update, ctx: Ctx, entry: Pending) -> None:
         report = await _build(ctx, q.message, "移除中")
     except Exception as exc:
         log.error("rebuild after removing %s failed: %s", entry.doc_id, exc)
-        await asyncio.to_thread(intake.restore, archived, svc.settings.docs_dir)
+        await asyncio.to_thread(docstore.restore, archived, svc.settings.docs_dir)
         await q.edit_message_text(f"❌ 移除失败，文件已放回，旧索引继续服务。\n错误：{exc}")
         return
     await q.edit_message_text(f"✅ 已移除《{entry.title}》，不再引用。\n归档到：{archived}\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 class SentencePieceTokenizer:
-    """tokenizer.json's Unigram tokenizer served by SentencePiece (see e5model.write_sentencepiece):
+    """tokenizer.json's Unigram tokenizer served by SentencePiece (see onnxexport.write_sentencepiece):
     ids identical to the `tokenizers` ones, at a quarter of the memory. Reproduces the parts
     SentencePiece does not do itself: special tokens written in the text are split out first (each
     segment gets its own word-start mark, as in `tokenizers`), a segment ending in whitespace keeps

@@ -28,6 +28,8 @@ import numpy as np
 
 from .modelcache import sha256_file as _sha
 from .models import Passage
+from .storefiles import (EF_SEARCH, VERIFIED, IndexRows, _all_finite, _remember_verified, _stat_key,  # noqa: F401
+                         _verified, make_faiss)
 
 FORMAT = 1
 FILES = ("index.faiss", "vectors.npy", "passages.jsonl")
@@ -101,79 +103,6 @@ def _write_failed(version: str, step: str, exc: BaseException) -> IndexWriteFail
         f"could not write index version {version} ({step}): {exc}"
         + ("; the disk is full, free some space and rebuild" if full else "")
         + "; nothing was switched, the previous index stays live", version)
-
-
-EF_SEARCH = 192  # default; PLANBOT_HNSW_EF_SEARCH (IndexSettings.hnsw_ef_search) sets it per store
-
-
-def make_faiss(vectors: np.ndarray, hnsw_min: int, ef_search: int = EF_SEARCH) -> tuple[faiss.Index, str]:
-    """Exact inner product for small corpora, HNSW above `hnsw_min` passages."""
-    dim = vectors.shape[1]
-    if len(vectors) >= hnsw_min:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = ef_search
-        kind = "hnsw"
-    else:
-        index, kind = faiss.IndexFlatIP(dim), "flat"
-    if len(vectors):
-        index.add(vectors)
-    return index, kind
-
-
-class IndexRows:
-    """The stored vectors, read back from the FAISS index on demand (flat and HNSW-flat both keep
-    them), for a rebuild that reuses unchanged documents and for the spot check."""
-
-    def __init__(self, index: faiss.Index):
-        self.index = index
-
-    def __len__(self) -> int:
-        return self.index.ntotal
-
-    def __getitem__(self, i):
-        if isinstance(i, (int, np.integer)):
-            return self.index.reconstruct(int(i))
-        return self.index.reconstruct_batch(np.asarray(i, dtype=np.int64))
-
-
-def _all_finite(path: Path, mapped: np.memmap, rows: int = 8192) -> bool:
-    """Scan the file in chunks through ordinary reads, so the mapping's pages stay out of RSS."""
-    width = mapped.shape[1] if mapped.ndim == 2 else 1
-    with path.open("rb") as fh:
-        fh.seek(mapped.offset)
-        for _ in range(0, len(mapped), rows):
-            chunk = np.fromfile(fh, dtype=np.float32, count=rows * width)
-            if not np.isfinite(chunk).all():
-                return False
-    return True
-
-
-VERIFIED = ".verified.json"  # per version: files already checked, by (size, mtime_ns)
-
-
-def _stat_key(path: Path) -> list[int]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
-
-
-def _verified(folder: Path) -> dict:
-    """Files of this version that a previous load verified (checksum, finite vectors), keyed by the
-    size and mtime they had then: a start-up re-reads only what changed since (~1 s per 100k passages)."""
-    try:
-        seen = json.loads((folder / VERIFIED).read_text())
-        return seen if isinstance(seen, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _remember_verified(folder: Path, seen: dict) -> None:
-    tmp = folder / f"{VERIFIED}.{os.getpid()}"
-    with contextlib.suppress(OSError):  # a read-only index is simply verified again next time
-        tmp.write_text(json.dumps(seen))
-        os.replace(tmp, folder / VERIFIED)
-    with contextlib.suppress(OSError):
-        tmp.unlink()
 
 
 def spot_check(stored: StoredIndex, encode_passages: Callable[[list[str]], np.ndarray], model: str = "") -> None:

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from index.evaluate import fold
 from index.loaders import read_document
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""index/intake.py (upload checks, atomic store, archive), the link checks at ingestion and
+"""index/intake.py (upload checks), index/docstore.py (atomic store, archive), the link checks at ingestion and
 render, the plain-text resend when Telegram rejects HTML, webhook settings, and the import
 boundary between index/ and bot/. No model needed."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import upload_files as uf
-from index import intake
+from index import docstore, intake
 from index.intake import Rejected
 from fake_request import bot, make_bot  # noqa: F401
 
@@ -119,15 +119,15 @@ def _info(tmp_path: Path) -> tuple[intake.Inspection, Path]:
 def test_store_puts_file_and_metadata_in_together(tmp_path):
     docs = tmp_path / "docs"
     info, src = _info(tmp_path)
-    stored = intake.store(src, docs, info, "A (42)")
+    stored = docstore.store(src, docs, info, "A (42)")
     meta = json.loads((docs / f"{info.doc_id}.meta.json").read_text(encoding="utf-8"))
     assert stored.read_bytes() == src.read_bytes() and meta["added_by"] == "A (42)" and meta["sha256"] == info.sha256
     assert sorted(p.name for p in docs.iterdir()) == sorted([stored.name, f"{info.doc_id}.meta.json"])
-    assert intake.find_duplicate(docs, info.sha256) == stored
-    assert intake.find_duplicate(docs, "0" * 64, info.text_sha256) == stored
-    assert intake.find_duplicate(docs, "0" * 64) is None
+    assert docstore.find_duplicate(docs, info.sha256) == stored
+    assert docstore.find_duplicate(docs, "0" * 64, info.text_sha256) == stored
+    assert docstore.find_duplicate(docs, "0" * 64) is None
     with pytest.raises(Rejected):
-        intake.store(src, docs, info, "A (42)")
+        docstore.store(src, docs, info, "A (42)")
 
 
 def test_store_never_leaves_half_a_document(tmp_path, monkeypatch):
@@ -142,23 +142,23 @@ def test_store_never_leaves_half_a_document(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(a, b)
 
-    monkeypatch.setattr(intake.os, "replace", failing)
+    monkeypatch.setattr(docstore.os, "replace", failing)
     with pytest.raises(OSError):
-        intake.store(src, docs, info, "A (42)")
+        docstore.store(src, docs, info, "A (42)")
     assert list(docs.iterdir()) == []
 
 
 def test_archive_moves_file_and_metadata_and_restore_puts_them_back(tmp_path):
     docs, arch = tmp_path / "docs", tmp_path / "var" / "archive"
     info, src = _info(tmp_path)
-    intake.store(src, docs, info, "A (42)")
-    dest = intake.archive(docs, info.doc_id, arch)
+    docstore.store(src, docs, info, "A (42)")
+    dest = docstore.archive(docs, info.doc_id, arch)
     assert list(docs.iterdir()) == [] and sorted(p.name for p in dest.iterdir()) == [
         f"{info.doc_id}.meta.json", f"{info.doc_id}.txt"]
-    intake.restore(dest, docs)
+    docstore.restore(dest, docs)
     assert len(list(docs.iterdir())) == 2 and not dest.exists()
     with pytest.raises(Rejected):
-        intake.archive(docs, "no-such-doc", arch)
+        docstore.archive(docs, "no-such-doc", arch)
 
 
 def test_clean_stale_removes_unconfirmed_uploads_and_half_stores(tmp_path):
@@ -167,7 +167,7 @@ def test_clean_stale_removes_unconfirmed_uploads_and_half_stores(tmp_path):
     (docs / ".incoming-abc" / "x.txt").write_text("half")
     (docs / "keep.txt").write_text("kept")
     (incoming / "k1").mkdir(parents=True)
-    intake.clean_stale(docs, incoming)
+    docstore.clean_stale(docs, incoming)
     assert [p.name for p in docs.iterdir()] == ["keep.txt"] and not incoming.exists()
 
 
