@@ -10,7 +10,8 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Callb
 
 from index.engine import Engine
 
-from . import handlers as h
+from . import admin, handlers as h
+from .common import Services
 from . import uploads
 from .config import BotSettings, load_settings
 from .delivery import Inbox, JournalingRequest, RetryingRequest
@@ -46,11 +47,11 @@ async def post_init(app: Application) -> None:
     settings: BotSettings = app.bot_data["services"].settings
     await app.bot.set_my_commands(PUBLIC, scope=BotCommandScopeDefault())
     await app.bot.set_my_commands(GROUP, scope=BotCommandScopeAllGroupChats())
-    for admin in settings.admin_ids:
+    for admin_id in settings.admin_ids:
         try:
-            await app.bot.set_my_commands(ADMIN, scope=BotCommandScopeChat(admin))
+            await app.bot.set_my_commands(ADMIN, scope=BotCommandScopeChat(admin_id))
         except Exception as exc:  # an admin who never talked to the bot has no chat yet
-            log.warning("admin menu for %s not set: %s", admin, exc)
+            log.warning("admin menu for %s not set: %s", admin_id, exc)
     await app.bot_data["inbox"].replay(app)  # before polling starts: the previous run's leftovers
     engine = app.bot_data["services"].engine
     log.info("planbot ready as @%s: index %s, %d passages", app.bot.username, engine.version,
@@ -66,7 +67,7 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
            .get_updates_request(JournalingRequest(state.journal_updates, read_timeout=timeout))
            .rate_limiter(AIORateLimiter(max_retries=3)).concurrent_updates(True)
            .post_init(post_init).build())
-    app.bot_data["services"] = h.Services(settings, engine, state)
+    app.bot_data["services"] = Services(settings, engine, state)
     app.bot_data["inbox"] = inbox
     app.add_handler(TypeHandler(Update, inbox.gate), group=-1)  # skip redelivered updates
     app.add_handler(TypeHandler(Update, inbox.done), group=1)  # runs after the handler, even on error
@@ -77,9 +78,9 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
     app.add_handler(CommandHandler("ask", h.ask_command, filters=new_msg))
     app.add_handler(CommandHandler("subscribe", h.subscribe, filters=new_msg))
     app.add_handler(CommandHandler("unsubscribe", h.unsubscribe, filters=new_msg))
-    app.add_handler(CommandHandler("announce", h.announce, filters=new_msg))
-    app.add_handler(CommandHandler("reindex", h.reindex, filters=new_msg))
-    app.add_handler(CommandHandler("stats", h.stats, filters=new_msg))
+    app.add_handler(CommandHandler("announce", admin.announce, filters=new_msg))
+    app.add_handler(CommandHandler("reindex", admin.reindex, filters=new_msg))
+    app.add_handler(CommandHandler("stats", admin.stats, filters=new_msg))
     app.add_handler(CommandHandler("docs", uploads.docs_command, filters=new_msg))
     app.add_handler(CommandHandler("remove", uploads.remove_command, filters=new_msg))
     app.add_handler(MessageHandler(new_msg & private & filters.COMMAND, h.start))  # unknown command: help
@@ -88,7 +89,7 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
     app.add_handler(MessageHandler(new_msg & private & filters.Document.ALL, uploads.on_document))
     app.add_handler(MessageHandler(new_msg & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, h.non_text))
     # edits never run commands, but an edited admin command is refused/answered, not ignored
-    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, h.edited_command))
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.COMMAND, admin.edited_command))
     # a callable pattern: PTB lets empty callback data through a regex pattern
     app.add_handler(CallbackQueryHandler(uploads.on_button, pattern=uploads.is_button))
     app.add_handler(CallbackQueryHandler(h.callback))

@@ -25,11 +25,11 @@ from telegram.error import TelegramError
 from index import docstore, intake
 from index.intake import Rejected
 
-from . import handlers as h
+from . import admin, handlers as h
+from .common import Ctx, is_admin, reply_html, services
 from .render import split_messages
 
 log = logging.getLogger(__name__)
-Ctx = h.Ctx
 PENDING_TTL = 15 * 60  # seconds an unconfirmed upload/removal holds the slot
 NON_ADMIN = h.NON_TEXT + "\n（添加文档只对机器人管理员开放，文件没有下载。）"
 NOTHING_CHANGED = "没有做任何改动。"
@@ -84,7 +84,7 @@ def _who(update: Update) -> str:
 
 
 def _rebuilding(ctx: Ctx) -> bool:
-    return h._reindex_lock.locked() or h.services(ctx).engine.building
+    return admin.reindex_lock.locked() or services(ctx).engine.building
 
 
 def _busy_reason(ctx: Ctx) -> str | None:
@@ -105,8 +105,8 @@ async def _refuse(update: Update, problem: str, name: str = "") -> None:
 async def on_document(update: Update, ctx: Ctx) -> None:
     msg, user = update.effective_message, update.effective_user
     doc = msg.document
-    svc = h.services(ctx)
-    if not h.is_admin(ctx, user.id if user else None):
+    svc = services(ctx)
+    if not is_admin(ctx, user.id if user else None):
         log.warning("refused a document upload from non-admin user %s", user.id if user else None)
         await msg.reply_text(NON_ADMIN)
         return
@@ -188,14 +188,14 @@ def _preview(info: intake.Inspection) -> str:
 
 
 def _doc_id_of(ctx: Ctx, path: Path) -> str:
-    for d in h.services(ctx).engine.documents():
+    for d in services(ctx).engine.documents():
         if Path(d.get("path", "")).name == path.name:
             return d["doc_id"]
     return path.stem
 
 
 def _title_of(ctx: Ctx, path: Path) -> str:
-    for d in h.services(ctx).engine.documents():
+    for d in services(ctx).engine.documents():
         if Path(d.get("path", "")).name == path.name:
             return d["title"]
     return docstore.read_sidecar(path).get("title") or path.stem
@@ -212,7 +212,7 @@ async def on_button(update: Update, ctx: Ctx) -> None:
         await h.callback(update, ctx)
         return
     parts = q.data.split(":")
-    if await h.refuse_admin(update, ctx, "upload/remove (button)"):
+    if await admin.refuse_admin(update, ctx, "upload/remove (button)"):
         return
     d = desk(ctx)
     entry = d.current()
@@ -231,7 +231,7 @@ async def on_button(update: Update, ctx: Ctx) -> None:
     entry.confirmed = True  # before any await: a double press must not run it twice
     await q.answer()
     try:
-        async with h._reindex_lock:
+        async with admin.reindex_lock:
             if entry.kind == "upload":
                 await _confirm_upload(update, ctx, entry)
             else:
@@ -242,11 +242,11 @@ async def on_button(update: Update, ctx: Ctx) -> None:
 
 async def _build(ctx: Ctx, status, label: str):
     """engine.build off the event loop, with the status message edited as it goes."""
-    return await h.build_with_progress(h.services(ctx), status, label)
+    return await admin.build_with_progress(services(ctx), status, label)
 
 
 async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:
-    svc, q, info = h.services(ctx), update.callback_query, entry.info
+    svc, q, info = services(ctx), update.callback_query, entry.info
     status = q.message
     await q.edit_message_text(f"正在收录《{info.title}》…")
     docs_dir = svc.settings.docs_dir
@@ -275,7 +275,7 @@ async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:
     lines.append(f"现在可以问，例如：{example}" if example else "现在可以问与这份文档有关的问题。")
     await q.edit_message_text("\n".join(lines))
     if svc.settings.announce_on_reindex:
-        await h.broadcast(ctx, f"文档库新增：《{info.title}》（{info.date or '日期未知'}）")
+        await admin.broadcast(ctx, f"文档库新增：《{info.title}》（{info.date or '日期未知'}）")
 
 
 def sample_question(engine, doc_id: str, info: intake.Inspection) -> str:
@@ -302,9 +302,9 @@ def sample_question(engine, doc_id: str, info: intake.Inspection) -> str:
 
 # ----------------------------------------------------------------------------- /docs and /remove
 async def docs_command(update: Update, ctx: Ctx) -> None:
-    if await h.refuse_admin(update, ctx, "docs"):
+    if await admin.refuse_admin(update, ctx, "docs"):
         return
-    svc, e = h.services(ctx), html.escape
+    svc, e = services(ctx), html.escape
     docs = sorted(svc.engine.documents(), key=lambda d: d["doc_id"])
     blocks = [f"<b>文档库：{len(docs)} 个文档</b>（移除：/remove id）"]
     for d in docs:
@@ -313,16 +313,16 @@ async def docs_command(update: Update, ctx: Ctx) -> None:
         blocks.append(f"<code>{e(d['doc_id'])}</code>\n《{e(d['title'])}》 · {e(d.get('date') or '日期未知')} · "
                       f"{d.get('passages', 0)} 段 · 添加：{e(by)}")
     for text in split_messages(blocks):
-        await h._reply_html(update, text)
+        await reply_html(update, text)
 
 
 async def remove_command(update: Update, ctx: Ctx) -> None:
-    if await h.refuse_admin(update, ctx, "remove"):
+    if await admin.refuse_admin(update, ctx, "remove"):
         return
     if update.effective_chat.type != ChatType.PRIVATE:
         await update.effective_message.reply_text("请在与我的私聊中使用 /remove。")
         return
-    svc = h.services(ctx)
+    svc = services(ctx)
     doc_id = " ".join(ctx.args or []).strip()
     if not doc_id:
         await update.effective_message.reply_text("用法：/remove 文档id（用 /docs 查看 id）")
@@ -343,12 +343,12 @@ async def remove_command(update: Update, ctx: Ctx) -> None:
     desk(ctx).slot = Pending(key, "remove", update.effective_user.id, _who(update), d["title"], doc_id=doc_id)
     markup = InlineKeyboardMarkup([[InlineKeyboardButton("确认移除", callback_data=f"rm:{key}:ok"),
                                     InlineKeyboardButton("取消", callback_data=f"rm:{key}:no")]])
-    await h._reply_html(update, f"移除《{html.escape(d['title'])}》（{html.escape(d.get('date') or '日期未知')}，"
+    await reply_html(update, f"移除《{html.escape(d['title'])}》（{html.escape(d.get('date') or '日期未知')}，"
                                 f"{d.get('passages', 0)} 段）？\n文件会移到归档文件夹，可以恢复。", markup)
 
 
 async def _confirm_remove(update: Update, ctx: Ctx, entry: Pending) -> None:
-    svc, q = h.services(ctx), update.callback_query
+    svc, q = services(ctx), update.callback_query
     await q.edit_message_text(f"正在移除《{entry.title}》…")
     try:
         archived = await asyncio.to_thread(docstore.archive, svc.settings.docs_dir, entry.doc_id,

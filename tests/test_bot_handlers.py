@@ -155,7 +155,7 @@ async def test_group_chatter_ignored_mentions_and_replies_answered(bot):
 
 @pytest.mark.parametrize("command", ["/reindex", "/announce 明天停电", "/stats"])
 async def test_admin_commands_refused_for_non_admins(bot, caplog, command):
-    caplog.set_level(logging.WARNING, logger="bot.handlers")
+    caplog.set_level(logging.WARNING, logger="bot")
     name = command.split()[0][1:]
     for chat_id in (None, -100503):
         calls = await bot.send(command, uid=555, chat_id=chat_id)
@@ -192,7 +192,7 @@ async def test_admin_stats_and_announce_flow(make_bot):
 
 
 async def test_forged_announce_callback_is_refused_and_logged(bot, caplog):
-    caplog.set_level(logging.WARNING, logger="bot.handlers")
+    caplog.set_level(logging.WARNING, logger="bot")
     calls = await bot.press("announce:0:0123456789ab", uid=555)
     assert "管理员" in calls[-1].text and not bot.request.of("editMessageText")
     assert any("refused /announce (button) from non-admin user 555" in r.getMessage() for r in caplog.records)
@@ -271,7 +271,7 @@ async def test_post_init_sets_command_menus(bot):
 
 def test_per_user_bookkeeping_of_idle_users_is_forgotten():
     """Rate-limit windows, slow-down notices and per-user engine locks must not grow forever."""
-    from bot.handlers import Services
+    from bot.common import Services
 
     svc = Services(None, None, None)
     svc.recent[1].append(0.0)      # last asked long ago

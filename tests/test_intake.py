@@ -197,7 +197,7 @@ def test_bad_webhook_or_upload_settings_exit_with_one_line(tmp_path, env, word):
 async def test_rejected_html_is_resent_as_plain_text(bot):
     """Telegram answers 400 "can't parse entities" to bad HTML (the fake request does too): the
     message goes out again as plain text instead of being lost."""
-    from bot.handlers import send_html
+    from bot.common import send_html
 
     before = len(bot.request.calls)
     await send_html(bot.app.bot, 1001, '<b>答：</b>x <a href="javascript:1">来源</b>')
