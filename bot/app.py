@@ -10,9 +10,8 @@ from telegram.ext import (AIORateLimiter, Application, ApplicationBuilder, Callb
 
 from index.engine import Engine
 
-from . import admin, handlers as h
+from . import admin, handlers as h, removal, uploads
 from .common import Services
-from . import uploads
 from .config import BotSettings, load_settings
 from .delivery import Inbox, JournalingRequest, RetryingRequest
 from .state import State
@@ -81,8 +80,8 @@ def build_application(settings: BotSettings, engine: Engine, state: State) -> Ap
     app.add_handler(CommandHandler("announce", admin.announce, filters=new_msg))
     app.add_handler(CommandHandler("reindex", admin.reindex, filters=new_msg))
     app.add_handler(CommandHandler("stats", admin.stats, filters=new_msg))
-    app.add_handler(CommandHandler("docs", uploads.docs_command, filters=new_msg))
-    app.add_handler(CommandHandler("remove", uploads.remove_command, filters=new_msg))
+    app.add_handler(CommandHandler("docs", removal.docs_command, filters=new_msg))
+    app.add_handler(CommandHandler("remove", removal.remove_command, filters=new_msg))
     app.add_handler(MessageHandler(new_msg & private & filters.COMMAND, h.start))  # unknown command: help
     app.add_handler(MessageHandler(new_msg & private & filters.TEXT & ~filters.COMMAND, h.private_text))
     app.add_handler(MessageHandler(new_msg & groups & filters.TEXT & ~filters.COMMAND, h.group_text))

@@ -1,5 +1,5 @@
-"""Bot admins add documents by sending them in private chat, list them with /docs and take them
-out with /remove. The checks themselves are index/intake.py; this is the Telegram side:
+"""Bot admins add documents by sending them in private chat (/docs and /remove are bot/removal.py).
+The checks themselves are index/intake.py; this is the Telegram side:
 refusals before any download, the preview with 确认收录 / 取消, the atomic store, the rebuild
 with a progress message, the announcement.
 
@@ -12,88 +12,24 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 
 from index import docstore, intake
 from index.intake import Rejected
 
 from . import admin, handlers as h
-from .common import Ctx, is_admin, reply_html, services
-from .render import split_messages
+from .desk import NOTHING_CHANGED, Pending, build, busy_reason, desk, rebuilding, who
+from .removal import confirm_remove
+from .common import Ctx, is_admin, services
 
 log = logging.getLogger(__name__)
-PENDING_TTL = 15 * 60  # seconds an unconfirmed upload/removal holds the slot
 NON_ADMIN = h.NON_TEXT + "\n（添加文档只对机器人管理员开放，文件没有下载。）"
-NOTHING_CHANGED = "没有做任何改动。"
-
-
-@dataclass
-class Pending:
-    key: str
-    kind: str  # "upload" or "remove"
-    user_id: int
-    who: str
-    title: str
-    created: float = field(default_factory=time.monotonic)
-    info: intake.Inspection | None = None
-    path: Path | None = None  # the checked upload, waiting in var/incoming
-    doc_id: str = ""
-    checking: bool = False  # still downloading/checking: no buttons yet
-    confirmed: bool = False  # the confirm button was pressed: a second press does nothing
-
-    def describe(self) -> str:
-        what = "正在检查" if self.checking else "等待确认"
-        verb = "上传" if self.kind == "upload" else "移除"
-        return f"{self.who} {verb}的《{self.title}》（{what}）"
-
-
-class Desk:
-    """The one in-flight document operation."""
-
-    def __init__(self) -> None:
-        self.slot: Pending | None = None
-
-    def current(self) -> Pending | None:
-        if self.slot and not self.slot.checking and time.monotonic() - self.slot.created > PENDING_TTL:
-            log.info("pending %s %s expired", self.slot.kind, self.slot.key)
-            self.release(self.slot)
-        return self.slot
-
-    def release(self, entry: Pending) -> None:
-        if self.slot is entry:
-            self.slot = None
-        if entry.path is not None:
-            shutil.rmtree(entry.path.parent, ignore_errors=True)
-
-
-def desk(ctx: Ctx) -> Desk:
-    return ctx.application.bot_data.setdefault("uploads", Desk())
-
-
-def _who(update: Update) -> str:
-    u = update.effective_user
-    return f"{u.full_name} ({u.id})" if u else "?"
-
-
-def _rebuilding(ctx: Ctx) -> bool:
-    return admin.reindex_lock.locked() or services(ctx).engine.building
-
-
-def _busy_reason(ctx: Ctx) -> str | None:
-    if _rebuilding(ctx):
-        return "正在重建索引，请等它完成后再发送。"
-    current = desk(ctx).current()
-    if current:
-        return f"另一个文档操作正在进行：{current.describe()}。请等它确认或取消后再发送。"
-    return None
 
 
 async def _refuse(update: Update, problem: str, name: str = "") -> None:
@@ -123,13 +59,13 @@ async def on_document(update: Update, ctx: Ctx) -> None:
     except Rejected as exc:
         await _refuse(update, str(exc), name)
         return
-    busy = _busy_reason(ctx)
+    busy = busy_reason(ctx)
     if busy:
         await _refuse(update, busy, name)
         return
     d = desk(ctx)
     key = uuid.uuid4().hex[:12]
-    entry = Pending(key, "upload", user.id, _who(update), name, checking=True)
+    entry = Pending(key, "upload", user.id, who(update), name, checking=True)
     d.slot = entry
     work = svc.settings.incoming_dir / key
     entry.path = work / "_"  # so release() cleans the work folder whatever happens
@@ -225,7 +161,7 @@ async def on_button(update: Update, ctx: Ctx) -> None:
         await q.answer()
         await q.edit_message_text("已取消，" + NOTHING_CHANGED)
         return
-    if _rebuilding(ctx):
+    if rebuilding(ctx):
         await q.answer("正在重建索引，请等它完成后再按确认。", show_alert=True)
         return
     entry.confirmed = True  # before any await: a double press must not run it twice
@@ -235,14 +171,9 @@ async def on_button(update: Update, ctx: Ctx) -> None:
             if entry.kind == "upload":
                 await _confirm_upload(update, ctx, entry)
             else:
-                await _confirm_remove(update, ctx, entry)
+                await confirm_remove(update, ctx, entry)
     finally:
         d.release(entry)
-
-
-async def _build(ctx: Ctx, status, label: str):
-    """engine.build off the event loop, with the status message edited as it goes."""
-    return await admin.build_with_progress(services(ctx), status, label)
 
 
 async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:
@@ -260,7 +191,7 @@ async def _confirm_upload(update: Update, ctx: Ctx, entry: Pending) -> None:
         return
     log.info("upload %s stored as %s by %s", info.original_name, stored.name, entry.who)
     try:
-        report = await _build(ctx, status, "收录中")
+        report = await build(ctx, status, "收录中")
         if info.doc_id not in report.added + report.changed:
             raise RuntimeError(report.failures.get(stored.name) or "新文档没有进入索引")
     except Exception as exc:
@@ -300,69 +231,3 @@ def sample_question(engine, doc_id: str, info: intake.Inspection) -> str:
     return ""
 
 
-# ----------------------------------------------------------------------------- /docs and /remove
-async def docs_command(update: Update, ctx: Ctx) -> None:
-    if await admin.refuse_admin(update, ctx, "docs"):
-        return
-    svc, e = services(ctx), html.escape
-    docs = sorted(svc.engine.documents(), key=lambda d: d["doc_id"])
-    blocks = [f"<b>文档库：{len(docs)} 个文档</b>（移除：/remove id）"]
-    for d in docs:
-        meta = docstore.read_sidecar(Path(d.get("path", ""))) if d.get("path") else {}
-        by = meta.get("added_by") or "预置"
-        blocks.append(f"<code>{e(d['doc_id'])}</code>\n《{e(d['title'])}》 · {e(d.get('date') or '日期未知')} · "
-                      f"{d.get('passages', 0)} 段 · 添加：{e(by)}")
-    for text in split_messages(blocks):
-        await reply_html(update, text)
-
-
-async def remove_command(update: Update, ctx: Ctx) -> None:
-    if await admin.refuse_admin(update, ctx, "remove"):
-        return
-    if update.effective_chat.type != ChatType.PRIVATE:
-        await update.effective_message.reply_text("请在与我的私聊中使用 /remove。")
-        return
-    svc = services(ctx)
-    doc_id = " ".join(ctx.args or []).strip()
-    if not doc_id:
-        await update.effective_message.reply_text("用法：/remove 文档id（用 /docs 查看 id）")
-        return
-    docs = {d["doc_id"]: d for d in svc.engine.documents()}
-    if doc_id not in docs or not docstore.doc_files(svc.settings.docs_dir, doc_id):
-        await update.effective_message.reply_text(f"没有 id 为 {doc_id[:80]} 的文档，用 /docs 查看。\n{NOTHING_CHANGED}")
-        return
-    if len(docs) <= 1:
-        await update.effective_message.reply_text(f"这是文档库里唯一的文档，移除后就没有可回答的内容了，不能移除。\n{NOTHING_CHANGED}")
-        return
-    busy = _busy_reason(ctx)
-    if busy:
-        await update.effective_message.reply_text(f"❌ {busy}\n{NOTHING_CHANGED}")
-        return
-    key = uuid.uuid4().hex[:12]
-    d = docs[doc_id]
-    desk(ctx).slot = Pending(key, "remove", update.effective_user.id, _who(update), d["title"], doc_id=doc_id)
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton("确认移除", callback_data=f"rm:{key}:ok"),
-                                    InlineKeyboardButton("取消", callback_data=f"rm:{key}:no")]])
-    await reply_html(update, f"移除《{html.escape(d['title'])}》（{html.escape(d.get('date') or '日期未知')}，"
-                                f"{d.get('passages', 0)} 段）？\n文件会移到归档文件夹，可以恢复。", markup)
-
-
-async def _confirm_remove(update: Update, ctx: Ctx, entry: Pending) -> None:
-    svc, q = services(ctx), update.callback_query
-    await q.edit_message_text(f"正在移除《{entry.title}》…")
-    try:
-        archived = await asyncio.to_thread(docstore.archive, svc.settings.docs_dir, entry.doc_id,
-                                           svc.settings.archive_dir)
-    except (Rejected, OSError) as exc:
-        await q.edit_message_text(f"❌ 移除失败：{exc}\n{NOTHING_CHANGED}")
-        return
-    log.info("document %s archived to %s by %s", entry.doc_id, archived, entry.who)
-    try:
-        report = await _build(ctx, q.message, "移除中")
-    except Exception as exc:
-        log.error("rebuild after removing %s failed: %s", entry.doc_id, exc)
-        await asyncio.to_thread(docstore.restore, archived, svc.settings.docs_dir)
-        await q.edit_message_text(f"❌ 移除失败，文件已放回，旧索引继续服务。\n错误：{exc}")
-        return
-    await q.edit_message_text(f"✅ 已移除《{entry.title}》，不再引用。\n归档到：{archived}\n"
-                              f"索引版本 {report.version}，共 {report.passages} 段")
