@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import split_sentences
-from .lexical import BM25Index
+from .lexical import BM25Index, warm
 from .models import Passage
 from .textnorm import simplify
 from .vocab import CorpusVocab, passage_context
@@ -72,6 +72,7 @@ def derive(version_dir: Path, passages: list[Passage], passages_sha: str | None)
             log.warning("derived data of %s unusable (%s); computing it again", version_dir.name, exc)
             found = None
         if found is not None:
+            warm()  # what computing would have loaded on the way
             return found
     d = compute(passages)
     if k and passages:

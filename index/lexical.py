@@ -29,6 +29,14 @@ def _jieba():
     return jieba
 
 
+def warm() -> None:
+    """jieba's dictionary and its POS tag table loaded now, and what loading them left behind handed
+    back to the OS: every question needs both, and loaded lazily by the first question the garbage
+    would stay in the serving process (~60 MB; derived.py no longer tags passages at start-up)."""
+    _jieba()
+    release_memory()
+
+
 def _share_tag_keys(jieba) -> None:
     """jieba.posseg reads the dictionary file a second time for its word -> tag table, so every one
     of its 349k words is a second string object beside the tokenizer's FREQ key. Re-key the table
