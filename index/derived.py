@@ -11,12 +11,12 @@ served all the same).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +32,10 @@ from .vocab import CorpusVocab, passage_context
 log = logging.getLogger(__name__)
 
 FOLDER = "derived"
-# the modules whose code decides what is derived: a change to any of them recomputes
+# the modules whose code decides what is derived, and the packages they derive it with: a change
+# to any of them recomputes
 _SOURCES = ("derived.py", "lexical.py", "vocab.py", "chunking.py", "textnorm.py", "models.py")
+_PACKAGES = ("jieba", "opencc-python-reimplemented", "pypinyin", "bm25s")
 
 
 @dataclass
@@ -53,9 +55,14 @@ def compute(passages: list[Passage]) -> Derived:
 
 
 def key(passages_sha: str) -> str:
-    import jieba
+    from importlib import metadata
 
-    h = hashlib.sha256(f"{passages_sha}\njieba {jieba.__version__}\n".encode())
+    h = hashlib.sha256(f"{passages_sha}\n".encode())
+    for package in _PACKAGES:
+        try:
+            h.update(f"{package} {metadata.version(package)}\n".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{package} -\n".encode())
     here = Path(__file__).parent
     for name in _SOURCES:
         h.update((here / name).read_bytes())
@@ -89,8 +96,11 @@ def load(folder: Path, k: str, n: int) -> Derived | None:
     model = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
     text = json.loads((folder / "text.json").read_text(encoding="utf-8"))
     v = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-    if not (len(text["contexts"]) == len(text["sentences"]) == len(v["passage_entities"]) == n):
+    if not (len(text["contexts"]) == len(text["sentences"]) == len(v["passage_entities"]) == n
+            == int(model.scores["num_docs"])):
         raise ValueError(f"holds {len(text['contexts'])} passages, the index {n}")
+    canon = {name: name for name in v["kinds"]}  # one string per name, as CorpusVocab.build shares them
+    v["passage_entities"] = [[canon.get(x, x) for x in names] for names in v["passage_entities"]]
     entities: dict[str, list[int]] = defaultdict(list)
     for i, names in enumerate(v["passage_entities"]):
         for name in names:
@@ -104,24 +114,24 @@ def load(folder: Path, k: str, n: int) -> Derived | None:
 
 
 def save(folder: Path, k: str, d: Derived) -> None:
-    """Written into a temp folder and renamed into place; key.json last, so a half-written folder
-    is never taken for a whole one."""
-    tmp = folder.with_name(f".{FOLDER}.{os.getpid()}")
+    """Written into a temp folder of its own (another process may be deriving the same version) and
+    renamed into place; key.json last, so a half-written folder is never taken for a whole one.
+    JSON is streamed to the files: at 100k passages the text would be ~300 MB in memory."""
+    tmp: Path | None = None
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}.", dir=folder.parent))
         d.bm25.model.save(str(tmp / "bm25"), show_progress=False)
-        (tmp / "text.json").write_text(json.dumps({"contexts": d.contexts, "sentences": d.sentences},
-                                                  ensure_ascii=False), encoding="utf-8")
         v = d.vocab
-        (tmp / "vocab.json").write_text(json.dumps({
-            "kinds": v.kinds, "passage_entities": v.passage_entities, "pinyin": v.pinyin,
-            "years": {y: ix.tolist() for y, ix in v.years.items()}}, ensure_ascii=False), encoding="utf-8")
+        for name, data in (("text.json", {"contexts": d.contexts, "sentences": d.sentences}),
+                           ("vocab.json", {"kinds": v.kinds, "passage_entities": v.passage_entities, "pinyin": v.pinyin,
+                                           "years": {y: ix.tolist() for y, ix in v.years.items()}})):
+            with open(tmp / name, "w", encoding="utf-8") as f:
+                json.dump(data, f, ensure_ascii=False)
         (tmp / "key.json").write_text(json.dumps({"key": k}))
         shutil.rmtree(folder, ignore_errors=True)
         os.rename(tmp, folder)
     except OSError as exc:  # read-only or full disk: serve what was computed, derive again next start
         log.warning("could not keep derived data in %s (%s)", folder, exc)
     finally:
-        with contextlib.suppress(OSError):
+        if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

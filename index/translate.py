@@ -19,7 +19,7 @@ _STOP = set("a an the of to in on at for by with from and or as is are be was we
 # English function and question words: "how many" is not 几个 in the passage, "so far" not 千万
 _FUNCTION = _STOP | set("how many much what which who whom whose when where why do does did has have had "
                         "so far there their they them he she his her we our you your i me my can could "
-                        "will would shall should may might must been being into about than then now "
+                        "will would shall should might must been being into about than then now "
                         "any some each every all both more most such only own same just".split())
 
 

@@ -69,7 +69,36 @@ def test_derived_data_of_other_passages_is_not_served(tmp_path):
     derived.derive(tmp_path, one, "sha-one")
     got = derived.derive(tmp_path, other, "sha-other")  # another passages.jsonl checksum: derive again
     assert "海阳" in got.contexts[0] and "裕龙岛" not in got.contexts[0]
-    assert derived.derive(tmp_path, other, "sha-other").contexts == got.contexts
+    real = derived.compute
+    derived.compute = lambda passages: (_ for _ in ()).throw(AssertionError("derived again"))
+    try:  # the same checksum again: read back, not computed
+        back = derived.derive(tmp_path, other, "sha-other")
+    finally:
+        derived.compute = real
+    assert back.contexts == got.contexts and back.sentences == got.sentences
+    assert back.bm25.scores(["海阳", "核能"]).tolist() == got.bm25.scores(["海阳", "核能"]).tolist()
+    assert back.bm25.idf("海阳") == got.bm25.idf("海阳")
+
+
+def test_a_package_upgrade_derives_again(tmp_path, monkeypatch):
+    """Stored contexts come from OpenCC's conversion, entities from jieba's tagger: a new version of
+    either must not be served the old results."""
+    from index.models import Passage
+
+    passages = [Passage("p0", "d", "標題", "", 0, 0, 10, "煙臺市芝罘區朝陽街全長約400米。")]
+    derived.derive(tmp_path, passages, "sha")
+    calls = []
+    real = derived.compute
+    monkeypatch.setattr(derived, "compute", lambda ps: calls.append(1) or real(ps))
+    derived.derive(tmp_path, passages, "sha")
+    assert calls == []
+    from importlib import metadata
+
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "99.0" if name == "opencc-python-reimplemented"
+                        else real_version(name))
+    got = derived.derive(tmp_path, passages, "sha")
+    assert calls == [1] and "烟台市芝罘区" in got.contexts[0]
 
 
 def test_an_unwritable_index_is_served_all_the_same(tmp_path, caplog):
