@@ -26,7 +26,9 @@ REFUSAL_NAMES = [
 ]
 _YEARISH = re.compile(r"(?:19|20)\d\d")
 _NUMBER = re.compile(r"(?:\d+|[一二三四五六七八九十]+)[号期座台届条]")  # 5号机组, 二期: which one is asked
-_YEAR_AT = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)(?!\s*[万亿吨个家%])")
+# a year as the text writes one: 2024年 / 2024-05 in Chinese; a bare 1900-2099 in English ("in 2023")
+_YEAR_ZH = re.compile(r"(?<![\d.])((?:19|20)\d\d)(?=\s*年|[-/]\d)")
+_YEAR_EN = re.compile(r"(?<![\d.,])((?:19|20)\d\d)(?![\d.,]?\d)")
 _FIGURE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.])")
 BIND_WINDOW = 40  # characters: a head word further than this from every value is not what the value measures
 
@@ -68,11 +70,16 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
     ], np.float32), ctx, type_in_top
 
 
-def _values(asks: str | None, sentence: str, cues: dict) -> list[int]:
-    """Where a value of the asked kind starts in the sentence (a figure for number/count: years
-    and dates are not what 多少 asks)."""
+def _years_at(sentence: str) -> tuple[list[tuple[int, str]], bool]:
+    """(where each year is written, the year), and whether the sentence is English."""
+    english = len(re.findall(r"[a-z]", sentence)) > len(re.findall(r"[\u4e00-\u9fff]", sentence))
+    return [(m.start(), m.group(1)) for m in (_YEAR_EN if english else _YEAR_ZH).finditer(sentence)], english
+
+
+def _values(asks: str | None, sentence: str, cues: dict, years: set[int]) -> list[int]:
+    """Where a value of the asked kind starts in the sentence (a figure for number/count: the
+    years at `years` and dates are not what 多少 asks; 2000多家 is a figure)."""
     if asks in ("number", "count", None):
-        years = {m.start() for m in _YEAR_AT.finditer(sentence)}
         return [m.start() for m in _FIGURE.finditer(sentence)
                 if m.start() not in years and not re.match(r"\s*[月日号]", sentence[m.end():])]
     pat = cues.get("value", {}).get(asks)
@@ -81,16 +88,18 @@ def _values(asks: str | None, sentence: str, cues: dict) -> list[int]:
 
 def _unbound(q: Question, sentences: list[str], doc_year: str, cues: dict) -> tuple[float, float]:
     """Whether a value in the best passage belongs to what is asked, not merely stands beside it:
-    (no value there is governed by an asked year — the last year written before it, else the
-    passage's running year, else the document's: "2010年发布…2009年产金77.6万两" does not answer for 2010;
+    (no value there is governed by an asked year — the last year written before it, in English
+    also the first one after it ("10 million m2 in 2023"), else the passage's running year, else
+    the document's: "2010年发布…2009年产金77.6万两" does not answer for 2010;
     how far the nearest value stands from a word the question asks about, 1 when none in one
     sentence)."""
     year_hit, running, gap = False, doc_year, float(BIND_WINDOW)
     for s in sentences:
-        marks = [(m.start(), m.group(1)) for m in _YEAR_AT.finditer(s)]
-        for v in _values(q.asks, s, cues):
+        marks, english = _years_at(s)
+        for v in _values(q.asks, s, cues, {at for at, _ in marks}):
             before = [y for at, y in marks if at < v]
-            year_hit = year_hit or (before[-1] if before else running) in q.years
+            after = [y for at, y in marks if at > v] if english else []
+            year_hit = year_hit or (before[-1] if before else after[0] if after else running) in q.years
             for h in q.heads:
                 for m in re.finditer(re.escape(h.lower()), s):
                     gap = min(gap, abs(v - m.start()))
