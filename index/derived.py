@@ -5,7 +5,8 @@ each passage's context and sentences cost ~4 ms a passage to compute: ~7 minutes
 100k passages. They depend only on the passages and on the code that derives them, so they are
 computed once per index version and stored in `<version>/derived/`, then read back at the next
 start. The files are JSON and bm25s's own .npy arrays (no pickle: nothing read from disk can run
-code). They are keyed by passages.jsonl's checksum, the deriving code and jieba's version; any
+code). They are keyed by passages.jsonl's checksum, the deriving code and the versions of the
+packages it derives with (jieba, OpenCC, pypinyin, bm25s); any
 mismatch or damage means compute again (and store again, best effort: a read-only index is
 served all the same).
 """
@@ -17,11 +18,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from .chunking import split_sentences
 from .lexical import BM25Index, warm
@@ -100,16 +98,8 @@ def load(folder: Path, k: str, n: int) -> Derived | None:
             == int(model.scores["num_docs"])):
         raise ValueError(f"holds {len(text['contexts'])} passages, the index {n}")
     canon = {name: name for name in v["kinds"]}  # one string per name, as CorpusVocab.build shares them
-    v["passage_entities"] = [[canon.get(x, x) for x in names] for names in v["passage_entities"]]
-    entities: dict[str, list[int]] = defaultdict(list)
-    for i, names in enumerate(v["passage_entities"]):
-        for name in names:
-            entities[name].append(i)
-    vocab = CorpusVocab(
-        entities={name: np.array(ix, np.int64) for name, ix in entities.items()}, kinds=v["kinds"],
-        years={y: np.array(ix, np.int64) for y, ix in v["years"].items()},
-        passage_entities=v["passage_entities"], pinyin=v["pinyin"],
-    )
+    vocab = CorpusVocab.from_parts(v["kinds"], [[canon.get(x, x) for x in names] for names in v["passage_entities"]],
+                                   v["years"], v["pinyin"])
     return Derived(BM25Index.restore(model, n), vocab, text["contexts"], text["sentences"])
 
 

@@ -62,7 +62,8 @@ class BuildReport:
 
 @dataclass
 class _Live:
-    """Everything one query needs, swapped as a whole when a new index goes live."""
+    """Everything one query needs, swapped as a whole when a new index goes live (what refusal
+    reads of it is refusal.Corpus)."""
     stored: StoredIndex
     bm25: BM25Index
     vocab: CorpusVocab
@@ -304,8 +305,7 @@ class Engine:
             result.latency_ms = (time.perf_counter() - t0) * 1000
 
     def refusal_inputs(self, q: Question, live: _Live, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
-        return refusal.inputs(q, refusal.Corpus(live.contexts, live.sentences, live.years, live.vocab, live.bm25),
-                              hits, cues)
+        return refusal.inputs(q, live, hits, cues)
 
     def _refusal(self, q: Question, live: _Live, hits, cues: dict) -> str | None:
         r, ctx, type_in_top = self.refusal_inputs(q, live, hits, cues)

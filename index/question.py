@@ -123,13 +123,12 @@ def _heads(tags: list[tuple[str, str]], qwords: re.Pattern, skip: set[str], enti
                 words.append((w, f))
     out: list[str] = []
 
-    def take(head: str, tag: str) -> bool:
+    def take(head: str, tag: str) -> None:
         if not (tag[:1] in ("n", "v", "q") or tag == "eng") or (len(head) < 2 and tag != "q"):
-            return False  # 叫, 了: not what the question asks about; a unit (亩, 吨) is
+            return  # 叫, 了: not what the question asks about; a unit (亩, 吨) is
         if head in years or head == "年" or any(head in e or e in head for e in entities) or head in out:
-            return False
+            return
         out.append(head)
-        return True
 
     for i, (w, _) in enumerate(words):
         if not qwords.fullmatch(w):

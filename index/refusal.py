@@ -8,7 +8,7 @@ asked kind) stand in the best passage. rank.RankModel weighs these with weights 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -33,9 +33,8 @@ _FIGURE = re.compile(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.])")
 BIND_WINDOW = 40  # characters: a head word further than this from every value is not what the value measures
 
 
-@dataclass
-class Corpus:
-    """What the refusal features read about the indexed passages."""
+class Corpus(Protocol):
+    """What the refusal features read about the indexed passages (the engine's live index)."""
     contexts: list[str]  # simplified title + heading + text
     sentences: list[list[str]]
     years: set[str]
@@ -55,10 +54,10 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
     entity = sum(corpus.vocab.named_in(e, ctx, low) for e in q.entities) / len(q.entities) if q.entities else 1.0
     top3 = [ctx] + [bridged(q, corpus.contexts[h[3]]) for h in hits[1:3]]
     missing = _missing_words(q, corpus, top3, [bridged(q, s) for h in hits[:3] for s in corpus.sentences[h[3]]], cues)
+    top_sentences = [bridged(q, s).lower() for s in corpus.sentences[top_idx]]
     # the asked-about word and a value of the asked kind in one sentence (员工 next to a head count)
-    sentences = [bridged(q, s).lower() for s in corpus.sentences[top_idx]
-                 if not q.asks or has_value(q.asks, s, cues, people)]
-    sentences = sentences or [""]
+    sentences = [b for s, b in zip(corpus.sentences[top_idx], top_sentences)
+                 if not q.asks or has_value(q.asks, s, cues, people)] or [""]
     numbers = _NUMBER.findall(q.simplified)
     return np.array([
         entity, float(bool(q.unknown)), float(any(y not in corpus.years for y in q.years)),
@@ -66,7 +65,7 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
         float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], *missing,
         heads_absent(q.heads, low, corpus.bm25.idf), min(heads_absent(q.heads, s, corpus.bm25.idf) for s in sentences),
         _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
-        *_unbound(q, [bridged(q, s).lower() for s in corpus.sentences[top_idx]], top.date[:4], cues),
+        *_unbound(q, top_sentences, top.date[:4], cues),
     ], np.float32), ctx, type_in_top
 
 
@@ -96,13 +95,12 @@ def _unbound(q: Question, sentences: list[str], doc_year: str, cues: dict) -> tu
     year_hit, running, gap = False, doc_year, float(BIND_WINDOW)
     for s in sentences:
         marks, english = _years_at(s)
+        heads_at = [m.start() for h in q.heads for m in re.finditer(re.escape(h.lower()), s)]
         for v in _values(q.asks, s, cues, {at for at, _ in marks}):
             before = [y for at, y in marks if at < v]
             after = [y for at, y in marks if at > v] if english else []
             year_hit = year_hit or (before[-1] if before else after[0] if after else running) in q.years
-            for h in q.heads:
-                for m in re.finditer(re.escape(h.lower()), s):
-                    gap = min(gap, abs(v - m.start()))
+            gap = min([gap] + [abs(v - at) for at in heads_at])
         running = marks[-1][1] if marks else running
     year = float(bool(q.years) and q.asks != "date" and not year_hit)
     return year, (gap / BIND_WINDOW if q.heads else 0.0)

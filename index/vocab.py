@@ -66,25 +66,26 @@ class CorpusVocab:
             kinds.setdefault(c, flag)
         # a name counts wherever it occurs, not only where jieba tagged it
         names = sorted(kinds, key=len, reverse=True)
-        ents: dict[str, list[int]] = defaultdict(list)
-        pe: list[list[str]] = []
-        for i, text in enumerate(texts):
-            here = [n for n in names if n in text]
-            pe.append(here)
-            for n in here:
-                ents[n].append(i)
+        pe = [[n for n in names if n in text] for text in texts]
         years: dict[str, list[int]] = defaultdict(list)
         for i, (p, text) in enumerate(zip(passages, texts)):
             ys = set(YEAR.findall(text)) | ({p.date[:4]} if p.date[:4].isdigit() else set())
             for y in ys:
                 years[y].append(i)
-        vocab = cls(
-            entities={n: np.array(ix, np.int64) for n, ix in ents.items()},
-            kinds=kinds, years={y: np.array(ix, np.int64) for y, ix in years.items()},
-            passage_entities=pe,
-        )
-        vocab.pinyin = _pinyin_index(list(kinds))
-        return vocab
+        return cls.from_parts(kinds, pe, years, _pinyin_index(list(kinds)))
+
+    @classmethod
+    def from_parts(cls, kinds: dict[str, str], passage_entities: list[list[str]], years: dict[str, list[int]],
+                   pinyin: dict[str, str]) -> "CorpusVocab":
+        """The vocabulary from what `build` finds (or derived.py kept): which passages name each
+        entity follows from the names in each passage."""
+        ents: dict[str, list[int]] = defaultdict(list)
+        for i, here in enumerate(passage_entities):
+            for n in here:
+                ents[n].append(i)
+        return cls(entities={n: np.array(ix, np.int64) for n, ix in ents.items()}, kinds=kinds,
+                   years={y: np.array(ix, np.int64) for y, ix in years.items()},
+                   passage_entities=passage_entities, pinyin=pinyin)
 
     def places_in(self, i: int) -> list[str]:
         return [n for n in self.passage_entities[i] if self.kinds.get(n) in PLACE_TAGS]
