@@ -209,13 +209,7 @@ def bench_scale(n: int, queries: int, embed_max: int, ef_sweep: list[int] | None
             for q in gold[:5]:
                 engine.answer(q)
             lat = [engine.answer(gold[i % len(gold)]).latency_ms for i in range(queries)]
-            faiss_lat, found = [], []
-            for qv in qvecs:
-                t = time.perf_counter()
-                D, I = stored.index.search(qv[None, :], 10)
-                faiss_lat.append((time.perf_counter() - t) * 1000)
-                found.append((I[0], D[0]))
-            ids[kind] = found
+            faiss_lat, ids[kind] = _search_each(stored.index, qvecs)
             if kind == "hnsw":
                 row["hnsw_ef_search"] = stored.index.hnsw.efSearch
                 row["ef_sweep"] = {ef: _ef_point(stored.index, qvecs, ids["flat"], ef) for ef in ef_sweep or []}
@@ -243,14 +237,20 @@ def _recall(exact: list, approx: list) -> tuple[float, float]:
     return round(float(np.mean(by_id)), 4), round(float(np.mean(ties)), 4)
 
 
-def _ef_point(index, qvecs: np.ndarray, exact: list, ef: int) -> dict:
-    index.hnsw.efSearch = ef
+def _search_each(index, qvecs: np.ndarray) -> tuple[list[float], list]:
+    """Each query's top 10 (ids, scores) and how long its search took, in ms."""
     lat, found = [], []
     for qv in qvecs:
         t = time.perf_counter()
         D, I = index.search(qv[None, :], 10)
         lat.append((time.perf_counter() - t) * 1000)
         found.append((I[0], D[0]))
+    return lat, found
+
+
+def _ef_point(index, qvecs: np.ndarray, exact: list, ef: int) -> dict:
+    index.hnsw.efSearch = ef
+    lat, found = _search_each(index, qvecs)
     by_id, ties = _recall(exact, found)
     return {"recall@10": by_id, "recall@10_ties": ties, "faiss_p50_ms": round(_pct(lat, 0.5), 3)}
 

@@ -6,6 +6,7 @@ load keeps its previous passages rather than vanishing from the index.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,8 +32,7 @@ class Plan:
     def todo(self) -> list[int]:
         return [i for i, v in enumerate(self.vectors) if v is None]
 
-    def _keep(self, previous: StoredIndex, doc_id: str) -> None:
-        idx = [i for i, p in enumerate(previous.passages) if p.doc_id == doc_id]
+    def _keep(self, previous: StoredIndex, idx: list[int]) -> None:
         self.passages.extend(previous.passages[i] for i in idx)
         self.vectors.extend(previous.vectors[i] for i in idx)
 
@@ -40,11 +40,15 @@ class Plan:
 def plan(loaded: LoadReport, previous: StoredIndex | None, max_chars: int) -> Plan:
     out = Plan()
     old_docs = previous.manifest.get("documents", {}) if previous else {}
+    old_rows: dict[str, list[int]] = defaultdict(list)  # doc_id -> its passages in the previous version
+    for i, p in enumerate(previous.passages if previous else []):
+        old_rows[p.doc_id].append(i)
     for doc in loaded.documents:
         old = old_docs.get(doc.doc_id)
+        before = len(out.passages)
         if old and old.get("hash") == doc.content_hash:
             out.unchanged.append(doc.doc_id)
-            out._keep(previous, doc.doc_id)
+            out._keep(previous, old_rows[doc.doc_id])
         else:
             (out.changed if old else out.added).append(doc.doc_id)
             for p in chunk_document(doc, max_chars=max_chars):
@@ -52,13 +56,12 @@ def plan(loaded: LoadReport, previous: StoredIndex | None, max_chars: int) -> Pl
                 out.vectors.append(None)
         out.documents[doc.doc_id] = {
             "hash": doc.content_hash, "title": doc.title, "date": doc.date, "url": doc.url,
-            "outlet": doc.outlet, "path": doc.path,
-            "passages": sum(1 for p in out.passages if p.doc_id == doc.doc_id),
+            "outlet": doc.outlet, "path": doc.path, "passages": len(out.passages) - before,
         }
     out.removed = [d for d in old_docs if d not in out.documents and d not in loaded.failed_ids]
     for doc_id in loaded.failed_ids:
         if doc_id in old_docs and doc_id not in out.documents:
-            out._keep(previous, doc_id)
+            out._keep(previous, old_rows[doc_id])
             out.documents[doc_id] = old_docs[doc_id]
     return out
 
