@@ -28,7 +28,7 @@ test: $(STAMP)
 # The seed sets search the article alone; dev, dev2 and the first frozen test split search it with
 # data/eval/corpus; dev3 and the second frozen split (test2) also search the five reports of corpus2;
 # the third frozen split (test3) also searches the six reports of corpus3, the fourth (test4) those of
-# corpus4 as well, the fifth (test5) those of corpus5 too.
+# corpus4 as well, the fifth (test5) those of corpus5 too, the sixth (test6) those of corpus6 too.
 eval: $(STAMP)
 	$(BIN)/planbot eval data/eval/questions.jsonl data/eval/holdout.jsonl --docs data/docs
 	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
@@ -38,10 +38,12 @@ eval: $(STAMP)
 		data/eval/corpus4
 	$(BIN)/planbot eval data/eval/test5.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
 		data/eval/corpus4 data/eval/corpus5
+	$(BIN)/planbot eval data/eval/test6.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
+		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6
 
 # Refit the reranker and refusal weights (data/rank/model.json) on the tuning sets only: dev and dev2
 # against the article + data/eval/corpus, dev3 against those + corpus2, the seed questions against
-# the article alone. Never on the frozen splits (test, test2, test3, test4, test5).
+# the article alone. Never on the frozen splits (test, test2, test3, test4, test5, test6).
 fit: $(STAMP)
 	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl \
 		data/eval/dev3.jsonl@data/docs,data/eval/corpus,data/eval/corpus2 data/eval/questions.jsonl@data/docs \
