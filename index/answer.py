@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .chunking import split_sentences
+from .chunking import answer_units
 from .features import bigrams, has_value
 from .models import Citation, Passage
 from .question import Question
@@ -22,15 +22,30 @@ def sentence_score(sentence: str, q: Question, grams: set[str], cues: dict, peop
     s = simplify(sentence)
     value = sum(len(t) for t in q.content + q.terms if t in s) + 0.5 * len(grams & bigrams(s))
     value += sum(len(e) for e in q.entities if e in s) * 0.5 + 2.0 * sum(y in s for y in q.years)
-    if q.asks and not has_value(q.asks, s, cues, people):  # asked for a figure, a date, a name: it must hold one
-        value *= 0.3
+    if q.asks and not (has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or _figure(s))):
+        value *= 0.3  # asked for a figure, a date, a name: it must hold one (a year is not 多少's figure)
     if s.rstrip("”’」』）) ").endswith(("？", "?")):  # a rhetorical question is never the answer
         value *= 0.2
     return value
 
 
+_NUMERAL = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)*(?![\d.])")
+
+
+def _figure(sentence: str) -> bool:
+    """A figure that is not a year, a date or a table's number (表1), or no digits at all (三项)."""
+    found = False
+    for m in _NUMERAL.finditer(sentence):
+        found = True
+        if sentence[m.end():m.end() + 1] in ("月", "日", "号") or sentence[m.start() - 1:m.start()] in ("表", "图") \
+                or re.fullmatch(r"(19|20)\d\d", m.group()):  # 2010年, "in 2023"; 140年 is a figure
+            continue
+        return True
+    return not found
+
+
 def best_sentence(passage: Passage, q: Question, cues: dict, people=(), grams: set[str] | None = None) -> str:
-    sentences = split_sentences(passage.text)
+    sentences = answer_units(passage.text)
     if not sentences:
         return passage.text
     grams = grams if grams is not None else bigrams(q.simplified)
@@ -54,7 +69,7 @@ def compose(q: Question, citations: list[Citation], cues: dict) -> str:
                        asks=next((k for k, pat in cues.get("asks", {}).items() if re.search(pat, part.lower())), None),
                        recent=q.recent, terms=[])
         best = max(((sentence_score(s, sub, grams, cues), c.rank, s.strip())
-                    for c in citations for s in split_sentences(c.passage.text)), default=None)
+                    for c in citations for s in answer_units(c.passage.text)), default=None)
         if best and best[0] > 0 and best[2] not in used:
             used.add(best[2])
             lines.append(f"{'①②③④'[n]} {best[2]} [{best[1]}]")

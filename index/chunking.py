@@ -28,6 +28,19 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+# a docx table row as loaders._table_rows writes it: `name：v1（header 1）；v2（header 2）。`
+_TABLE_ROW = re.compile(r"[^：\n]{1,60}：(?:[^；\n]*（[^（）\n]+）；)*[^；\n]*（[^（）\n]+）。")
+
+
+def answer_units(text: str) -> list[str]:
+    """The pieces an answer is chosen from: sentences, but a table row whole (its cells are split
+    by '；', and one cell alone does not say which row it belongs to)."""
+    out = []
+    for line in text.split("\n"):
+        out.extend([line.strip()] if _TABLE_ROW.fullmatch(line.strip()) else split_sentences(line))
+    return out
+
+
 def is_heading(line: str, max_len: int = 30) -> bool:
     line = line.strip().lstrip("#").strip()
     return 0 < len(line) <= max_len and line[-1] not in _NOT_HEADING_END and not line.startswith("|")

@@ -109,11 +109,14 @@ def metrics(results: list[dict]) -> dict:
 
     def hit(r: dict, k: int) -> bool:
         return r["answered"] and r["hit_rank"] is not None and r["hit_rank"] <= k
+    first = [r for r in ans if hit(r, 1)]
     return {
         "n": len(results), "answerable": len(ans), "unanswerable": len(una),
         "hit@1": round(sum(hit(r, 1) for r in ans) / len(ans), 3) if ans else None,
         "hit@3": round(sum(hit(r, 3) for r in ans) / len(ans), 3) if ans else None,
         "mrr": round(sum(1 / r["hit_rank"] for r in ans if hit(r, 99)) / len(ans), 3) if ans else None,
+        # of the questions cited first correctly, the share whose answer text itself holds the evidence
+        "answer_holds": round(sum(r["answer_holds"] for r in first) / len(first), 3) if first else None,
         "refused": round(sum(not r["answered"] for r in una) / len(una), 3) if una else None,
         "false_refusals": round(sum(not r["answered"] for r in ans) / len(ans), 3) if ans else None,
         "snippet_median": int(statistics.median(snippets)) if snippets else 0,
@@ -127,7 +130,8 @@ def evaluate(engine: Engine, gold: list[dict], retriever: str | None = None, top
     for row in gold:
         out = engine.answer(row["question"], retriever=retriever, top_k=top_k).to_dict()
         out.update(id=row["id"], kind=row["kind"], gold_answerable=row["answerable"],
-                   hit_rank=first_hit(out["citations"], row["evidence"]) if row["answerable"] else None)
+                   hit_rank=first_hit(out["citations"], row["evidence"]) if row["answerable"] else None,
+                   answer_holds=any(holds(out["answer"], ev) for ev in [row["evidence"], *row.get("evidence_parts", [])]))
         results.append(out)
     by_kind = defaultdict(list)
     for r in results:
@@ -136,7 +140,7 @@ def evaluate(engine: Engine, gold: list[dict], retriever: str | None = None, top
     return {"metrics": summary, "results": results}
 
 
-COLS = ["hit@1", "hit@3", "mrr", "refused", "false_refusals", "snippet_median", "snippet_max", "p50_ms", "n"]
+COLS = ["hit@1", "hit@3", "mrr", "answer_holds", "refused", "false_refusals", "snippet_median", "snippet_max", "p50_ms", "n"]
 
 
 def format_table(summaries: dict[str, dict], kinds: bool = True) -> str:

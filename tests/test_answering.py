@@ -161,3 +161,30 @@ def test_figures_from_documents_of_different_years_are_labelled_by_year(tmp_path
     for line in lines:  # each line points at the citation it came from
         n = int(re.search(r"\[(\d)\]$", line).group(1))
         assert line.split("：", 1)[1].split(" [")[0] in a.citations[n - 1].passage.text
+
+
+def test_answer_to_a_table_question_is_the_whole_row_not_a_year(tmp_path, embedder):
+    """The answer text gives the row with its name and every labelled cell (a cell alone does not say
+    which row it is), and a sentence whose only digits are a year is not the figure 多少 asks for."""
+    import docx
+
+    from index.config import IndexSettings
+    from index.engine import Engine
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    d = docx.Document()
+    d.add_heading("某县重点项目", level=0)
+    d.add_paragraph("冷链物流园于2021年签约落地，是全县农产品出口的重要平台。")
+    d.add_paragraph("表1 某县重点项目清单")
+    t = d.add_table(rows=3, cols=3)
+    for r, cells in enumerate([["项目", "投资", "进度"], ["海上光伏基地", "48亿元", "2024年开工"],
+                               ["冷链物流园", "12亿元", "已投产"]]):
+        for c, v in enumerate(cells):
+            t.cell(r, c).text = v
+    d.save(docs / "projects.docx")
+    engine = Engine(IndexSettings(docs_dir=docs, var_dir=tmp_path / "var"), embedder=embedder)
+    engine.build()
+    a = engine.answer("冷链物流园投资多少?")
+    assert a.answered, a.reason
+    assert a.text == "冷链物流园：12亿元（投资）；已投产（进度）。", a.text

@@ -141,7 +141,8 @@ def test_cli_eval_json(cli):
     assert set(runs) == {"bm25", "dense", "rrf", "hybrid"}
     for name, run in runs.items():
         overall = run["metrics"]["overall"]
-        assert {"hit@1", "hit@3", "mrr", "refused", "false_refusals", "snippet_median", "snippet_max"} <= set(overall)
+        assert {"hit@1", "hit@3", "mrr", "answer_holds", "refused", "false_refusals", "snippet_median",
+                "snippet_max"} <= set(overall)
         assert (overall["n"], overall["answerable"], overall["unanswerable"]) == (10, 7, 3)
         assert [r["id"] for r in run["results"]] == EVAL_IDS
         answerable = [r for r in run["results"] if r["gold_answerable"]]
