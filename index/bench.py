@@ -19,6 +19,7 @@ from .config import IndexSettings
 from .engine import Engine
 from .evaluate import _pct, load_gold
 from .lexical import release_memory
+from .live import make_live
 from .nativefloor import NativeFloor
 
 
@@ -203,12 +204,12 @@ def bench_scale(n: int, queries: int, embed_max: int, ef_sweep: list[int] | None
             t0 = time.perf_counter()
             stored = engine.store.load(model=emb.name, dim=emb.dim, version=version)
             # BM25, the corpus vocabulary, sentences: derived once and kept (in the flat row's load_s)
-            live = replace(live, stored=stored) if live else engine._make_live(stored)
+            live = replace(live, stored=stored) if live else make_live(stored)
             engine._live = live
             load_s = time.perf_counter() - t0
             if kind == "flat":  # a restart of the same version reads the derived data back (derived.py)
                 t0 = time.perf_counter()
-                engine._make_live(engine.store.load(model=emb.name, dim=emb.dim, version=version))
+                make_live(engine.store.load(model=emb.name, dim=emb.dim, version=version))
                 row["restart_load_s"] = round(time.perf_counter() - t0, 2)
             for q in gold[:5]:
                 engine.answer(q)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .intake import SUFFIXES, Inspection, Rejected, sha256
+from .storefiles import _fsync_dir
 
 
 def doc_files(docs_dir: Path, doc_id: str) -> list[Path]:
@@ -54,17 +55,6 @@ def find_duplicate(docs_dir: Path, digest: str, text_digest: str = "") -> Path |
         if text_digest and meta.get("text_sha256") == text_digest:
             return p
     return None
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def store(src: Path, docs_dir: Path, info: Inspection, added_by: str) -> Path:

@@ -19,10 +19,10 @@ import numpy as np
 from . import answer as ans
 from . import ingest
 from .config import IndexSettings
-from .derived import derive
 from .embedder import Embedder
-from .features import Pool, featurise
-from .lexical import BM25Index, release_memory, tokenize
+from .features import Pool, featurise, ranks
+from .lexical import release_memory, tokenize
+from .live import Live, covered_places, make_live
 from .loaders import load_documents
 from .models import Answer, Citation, Passage
 from .question import Question, analyse
@@ -30,7 +30,7 @@ from . import refusal
 from .rank import RankModel
 from .store import IndexCorrupt, IndexMissing, IndexStore, StoredIndex, spot_check
 from .textnorm import nfkc
-from .vocab import CorpusVocab, core, curated
+from .vocab import curated
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -60,27 +60,12 @@ class BuildReport:
     seconds: float = 0.0
 
 
-@dataclass
-class _Live:
-    """Everything one query needs, swapped as a whole when a new index goes live (what refusal
-    reads of it is refusal.Corpus)."""
-    stored: StoredIndex
-    bm25: BM25Index
-    vocab: CorpusVocab
-    contexts: list[str]  # simplified title + heading + text of each passage
-    sentences: list[list[str]]
-    years: set[str]
-    newest: dict[str, float]  # document month -> 1.0 for the newest … 0.0 for the oldest
-    english: bool  # some passages are English: Chinese questions get dictionary translations
-    covered: list[str] | None = None  # covered_places(), computed on first use
-
-
 class Engine:
     def __init__(self, settings: IndexSettings | None = None, embedder: Embedder | None = None):
         self.settings = settings or IndexSettings()
         self.store = IndexStore(self.settings.index_dir, self.settings.hnsw_ef_search)
         self._embedder = embedder
-        self._live: _Live | None = None
+        self._live: Live | None = None
         self._build_lock = threading.Lock()
         self._distrusted: set[str] = set()  # versions whose vectors failed the spot check
         self._model: RankModel | None = None
@@ -119,17 +104,7 @@ class Engine:
                 raise
             stored = self.store.load_fallback(exc, model=emb.name, dim=emb.dim, check=check)
             log.warning("%s; serving the older intact version %s until the next build", exc, stored.version)
-        self._live = self._make_live(stored)
-
-    def _make_live(self, stored: StoredIndex) -> _Live:
-        d = derive(stored.path, stored.passages, stored.manifest.get("files", {}).get("passages.jsonl"))
-        months = sorted({p.date[:7] for p in stored.passages if p.date})
-        return _Live(
-            stored=stored, bm25=d.bm25, vocab=d.vocab, contexts=d.contexts, sentences=d.sentences,
-            years=set(d.vocab.years),
-            newest={m: i / max(1, len(months) - 1) for i, m in enumerate(months)},
-            english=any(p.language.startswith("en") for p in stored.passages),
-        )
+        self._live = make_live(stored)
 
     @property
     def version(self) -> str:
@@ -149,16 +124,8 @@ class Engine:
         if not live:
             return []
         if live.covered is None:  # once per index version: it scans the whole corpus text
-            live.covered = self._covered(live)
+            live.covered = covered_places(live)
         return live.covered
-
-    @staticmethod
-    def _covered(live: _Live) -> list[str]:
-        v = live.vocab
-        text = "\n".join(live.contexts)
-        admin = {core(n) for n in v.kinds if re.fullmatch(r"[\u4e00-\u9fff]{2,3}[区市县]", n) and core(n) != n}
-        admin |= {n for n in v.kinds if re.fullmatch(r"[\u4e00-\u9fff]{2,3}", n) and core(n) == n and any(n + s in text for s in "区市县")}
-        return sorted(admin, key=lambda n: text.find(n))[:15]
 
     @property
     def building(self) -> bool:
@@ -192,7 +159,7 @@ class Engine:
         matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, emb.dim), np.float32)
         meta = {"model": emb.name, "chunking": chunking, "documents": todo.documents}
         stored = self.store.write(passages, matrix, meta, s.hnsw_min_passages)  # read back and verified
-        self._live = self._make_live(stored)
+        self._live = make_live(stored)
         release_memory()  # the previous version's BM25, vocabulary and passages, just dropped
         getattr(emb, "page_out", lambda: None)()  # the weight pages the embedding touched
         self.store.prune(keep=3)
@@ -218,12 +185,12 @@ class Engine:
             self._model = RankModel.load(self.settings.rank_model)
         return self._model
 
-    def analyse(self, question: str, live: _Live | None = None) -> Question:
+    def analyse(self, question: str, live: Live | None = None) -> Question:
         live = live or self._live
         return analyse(question, live.vocab, curated(str(self.settings.vocab_dir)), live.bm25.vocab,
                        english_docs=live.english)
 
-    def candidates(self, q: Question, live: _Live, k: int = CANDIDATES, plain: bool = False) -> Pool:
+    def candidates(self, q: Question, live: Live, k: int = CANDIDATES, plain: bool = False) -> Pool:
         """Union of the dense and the BM25 top-k, with both scores for every member. `plain`:
         the question as typed, without repaired names, glossary terms or translations (baselines)."""
         n = len(live.stored.passages)
@@ -238,10 +205,10 @@ class Engine:
         dense = (np.asarray(live.stored.vectors[np.sort(ids)], np.float32) @ qv)[np.argsort(np.argsort(ids))]
         bm = raw[ids]
         return Pool(ids=ids, dense=dense, bm25=bm,
-                    dense_rank=_ranks(dense), bm25_rank=np.where(bm > 0, _ranks(bm), 2 * k))
+                    dense_rank=ranks(dense), bm25_rank=np.where(bm > 0, ranks(bm), 2 * k))
 
     def search(self, question: str | Question, k: int = 10, retriever: str | None = None,
-               live: _Live | None = None) -> list[tuple[Passage, float, np.ndarray, int]]:
+               live: Live | None = None) -> list[tuple[Passage, float, np.ndarray, int]]:
         """[(passage, score, features, passage index)] best first. retriever: hybrid (planbot's learned ranker),
         or the plain baselines bm25, dense and rrf."""
         live = live or self._live
@@ -304,21 +271,13 @@ class Engine:
         finally:
             result.latency_ms = (time.perf_counter() - t0) * 1000
 
-    def refusal_inputs(self, q: Question, live: _Live, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
+    def refusal_inputs(self, q: Question, live: Live, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
         return refusal.inputs(q, live, hits, cues)
 
-    def _refusal(self, q: Question, live: _Live, hits, cues: dict) -> str | None:
+    def _refusal(self, q: Question, live: Live, hits, cues: dict) -> str | None:
         r, ctx, type_in_top = self.refusal_inputs(q, live, hits, cues)
         if q.unknown_places:  # a place no document mentions: nothing in them can be about it
             return ans.refusal_reason(q, live.vocab, live.years, hits[0][0], ctx, type_in_top)
         if self.model.answerable(r) >= self.model.threshold:
             return None
         return ans.refusal_reason(q, live.vocab, live.years, hits[0][0], ctx, type_in_top)
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """1 for the largest value."""
-    order = np.argsort(-values, kind="stable")
-    ranks = np.empty(len(values), np.float32)
-    ranks[order] = np.arange(1, len(values) + 1)
-    return ranks

@@ -33,6 +33,14 @@ class Pool:
     bm25_rank: np.ndarray
 
 
+def ranks(values: np.ndarray) -> np.ndarray:
+    """A pool's retriever ranks: 1 for the largest value."""
+    order = np.argsort(-values, kind="stable")
+    out = np.empty(len(values), np.float32)
+    out[order] = np.arange(1, len(values) + 1)
+    return out
+
+
 def bigrams(text: str) -> set[str]:
     return {text[i:i + 2] for run in re.findall(r"[\u4e00-\u9fff]{2,}", text) for i in range(len(run) - 1)}
 

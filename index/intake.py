@@ -17,12 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .filetype import KIND_NAMES, SUFFIXES, decode_text, sniff
+
 log = logging.getLogger(__name__)
 
-SUFFIXES = {".pdf": "pdf", ".docx": "docx", ".txt": "text", ".md": "text", ".html": "html", ".htm": "html"}
-KIND_NAMES = {"pdf": "PDF", "docx": "Word 文档（.docx）", "text": "纯文本", "html": "网页（HTML）",
-              "zip": "ZIP 压缩包", "broken-zip": "损坏的 ZIP 压缩包", "ole": "加密的 Office 文件或旧版 .doc/.xls", "exe": "可执行程序",
-              "image": "图片", "binary": "无法识别的二进制文件", "empty": "空文件"}
 MIN_CHARS_PER_PAGE = 20  # a PDF with less text than this per page is taken for a scan
 
 
@@ -101,48 +99,7 @@ def parse_caption(caption: str | None) -> dict:
     return meta
 
 
-# ----------------------------------------------------------------------------- type from bytes
-def sniff(data: bytes) -> str:
-    """The real type: pdf, docx, zip, ole, exe, image, text, html, binary or empty."""
-    head = data[:8]
-    if not data.strip():
-        return "empty"
-    if data[:1024].lstrip().startswith(b"%PDF-") or head.startswith(b"%PDF-"):
-        return "pdf"
-    if head.startswith(b"PK\x03\x04"):
-        try:
-            names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
-        except (zipfile.BadZipFile, ValueError, OSError):
-            return "broken-zip"
-        return "docx" if {"[Content_Types].xml", "word/document.xml"} <= names else "zip"
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return "ole"
-    if head.startswith((b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"#!")):
-        return "exe"
-    if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")) or data[8:12] == b"WEBP":
-        return "image"
-    text = decode_text(data)
-    if text is None:
-        return "binary"
-    if re.search(r"<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", text[:2048], re.IGNORECASE):
-        return "html"
-    return "text"
-
-
-def decode_text(data: bytes) -> str | None:
-    """UTF-8 (with or without BOM), else GB18030 (Chinese Windows); None for binary data."""
-    if b"\x00" in data[:4096]:
-        return None
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        controls = sum(1 for c in text[:4096] if ord(c) < 32 and c not in "\n\r\t\f")
-        return text if controls <= len(text[:4096]) // 100 else None
-    return None
-
-
+# ----------------------------------------------------------------------------- type against name (sniffing: filetype.py)
 def check_kind(file_name: str, kind: str) -> str:
     """The stored suffix for a file named `file_name` whose bytes are `kind`; raises when the
     name promises a type the bytes are not, or the type is not supported."""

@@ -28,8 +28,8 @@ import numpy as np
 
 from .modelcache import sha256_file as _sha
 from .models import Passage
-from .storefiles import (EF_SEARCH, VERIFIED, IndexRows, _all_finite, _remember_verified, _stat_key,  # noqa: F401
-                         _verified, make_faiss)
+from .storefiles import (EF_SEARCH, VERIFIED, IndexRows, _all_finite, _fsync_dir, _remember_verified,  # noqa: F401
+                         _stat_key, _verified, make_faiss, read_manifest, read_passages)
 
 FORMAT = 1
 FILES = ("index.faiss", "vectors.npy", "passages.jsonl")
@@ -85,16 +85,6 @@ def _write_file(path: Path, data: bytes) -> None:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames inside `path` durable; best effort (not every filesystem allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _write_failed(version: str, step: str, exc: BaseException) -> IndexWriteFailed:
@@ -238,7 +228,7 @@ class IndexStore:
 
         if not path.is_dir():
             raise corrupt(f"its folder {path} does not exist")
-        manifest = self._manifest(path, corrupt)
+        manifest = read_manifest(path, corrupt)
         if manifest.get("format") != FORMAT:
             raise IndexMismatch(f"index version {version}: format {manifest.get('format')} is not {FORMAT} "
                                 f"(written by another planbot release?); rebuild with `planbot build`", version)
@@ -264,7 +254,7 @@ class IndexStore:
             vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode="r")
         except Exception as exc:
             raise corrupt(f"cannot read index files ({exc})") from exc
-        passages = self._passages(path / "passages.jsonl", corrupt)
+        passages = read_passages(path / "passages.jsonl", corrupt)
         n, mdim = manifest.get("passage_count"), manifest.get("dim")
         if vectors.ndim != 2 or vectors.dtype != np.float32 or (
                 seen.get("vectors.npy") != fresh["vectors.npy"] and not _all_finite(path / "vectors.npy", vectors)):
@@ -291,32 +281,6 @@ class IndexStore:
         if seen != fresh:
             _remember_verified(path, fresh)
         return stored
-
-    @staticmethod
-    def _manifest(path: Path, corrupt: Callable[[str], IndexCorrupt]) -> dict:
-        try:
-            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise corrupt("manifest.json is missing") from None
-        except (ValueError, OSError) as exc:
-            raise corrupt(f"manifest.json is not valid JSON ({exc})") from exc
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            raise corrupt("manifest.json has no file checksums")
-        return manifest
-
-    @staticmethod
-    def _passages(path: Path, corrupt: Callable[[str], IndexCorrupt]) -> list[Passage]:
-        try:
-            lines = path.read_bytes().decode("utf-8").split("\n")
-        except UnicodeDecodeError as exc:
-            raise corrupt(f"passages.jsonl is not UTF-8 ({exc})") from exc
-        passages = []
-        for lineno, line in enumerate(lines, 1):
-            try:
-                passages.extend([Passage(**json.loads(line))] if line.strip() else [])
-            except (ValueError, TypeError) as exc:
-                raise corrupt(f"passages.jsonl line {lineno} is not a passage ({exc})") from exc
-        return passages
 
     def load_fallback(self, problem: IndexError_, model: str | None = None, dim: int | None = None,
                       check: Check | None = None) -> StoredIndex:

@@ -1,15 +1,19 @@
 """The files of one index version as the store reads them: the FAISS index (flat or HNSW) and
-its rows, a scan of vectors.npy that keeps its pages out of memory, and the record of which files a
-previous start already verified, so a restart re-reads only what changed."""
+its rows, manifest.json and passages.jsonl, a scan of vectors.npy that keeps its pages out of
+memory, and the record of which files a previous start already verified, so a restart re-reads only
+what changed. Also the directory fsync that makes renames durable, shared with docstore.py."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import faiss
 import numpy as np
+
+from .models import Passage
 
 EF_SEARCH = 192  # default; PLANBOT_HNSW_EF_SEARCH (IndexSettings.hnsw_ef_search) sets it per store
 
@@ -82,3 +86,41 @@ def _remember_verified(folder: Path, seen: dict) -> None:
         os.replace(tmp, folder / VERIFIED)
     with contextlib.suppress(OSError):
         tmp.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make renames inside `path` durable; best effort (not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_manifest(path: Path, corrupt: Callable[[str], Exception]) -> dict:
+    """manifest.json of the version folder `path`; anything unreadable raises `corrupt(why)`."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise corrupt("manifest.json is missing") from None
+    except (ValueError, OSError) as exc:
+        raise corrupt(f"manifest.json is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise corrupt("manifest.json has no file checksums")
+    return manifest
+
+
+def read_passages(path: Path, corrupt: Callable[[str], Exception]) -> list[Passage]:
+    """The passages of passages.jsonl at `path`; a line that is not one raises `corrupt(why)`."""
+    try:
+        lines = path.read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise corrupt(f"passages.jsonl is not UTF-8 ({exc})") from exc
+    passages = []
+    for lineno, line in enumerate(lines, 1):
+        try:
+            passages.extend([Passage(**json.loads(line))] if line.strip() else [])
+        except (ValueError, TypeError) as exc:
+            raise corrupt(f"passages.jsonl line {lineno} is not a passage ({exc})") from exc
+    return passages

@@ -18,6 +18,7 @@ import numpy as np
 
 from .lexical import STOPWORDS, pos_tags
 from .models import Passage
+from .sounds import close_sound, same_sound
 from .textnorm import simplify
 
 ENTITY_TAGS = {"ns", "nt", "nr", "nz", "nrt"}
@@ -157,9 +158,9 @@ class CorpusVocab:
                         # a name written right plus a near sound next to it (a place + 一产, a place + 站) is not
                         # a misspelling of a longer name; a true homophone (港 written 刚) is
                         if word:
-                            ok = _same(a, b) and _attested(name, window, before, after, known)
+                            ok = same_sound(a, b) and _attested(name, window, before, after, known)
                         else:
-                            ok = _same(a, b) or (_close(a, b) and not self._holds_name(window))
+                            ok = same_sound(a, b) or (close_sound(a, b) and not self._holds_name(window))
                         if ok:
                             rank = (a == b, len(self.entities.get(name, ())))
                             if best is None or rank > best[0]:
@@ -218,41 +219,6 @@ def _is_word(text: str) -> bool:
 
     _jieba()
     return jieba.dt.FREQ.get(text, 0) > 0
-
-
-_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z", "c",
-             "s", "y", "w")
-
-
-def _close(a: str, b: str) -> bool:
-    """Two syllables a reader might confuse: the same, or sharing the initial or the final."""
-    if _same(a, b):
-        return True
-
-    def split(s: str) -> tuple[str, str]:
-        ini = next((i for i in _INITIALS if s.startswith(i)), "")
-        return ini, s[len(ini):]
-    (ia, fa), (ib, fb) = split(a), split(b)
-    return (ia == ib and ia != "") or (fa == fb and fa != "")
-
-
-def _same(a: str, b: str) -> bool:
-    """The same sound up to the usual fuzzy-pinyin pairs (zh/z, ch/c, sh/s, n/l, h/f, -ang/-an,
-    -eng/-en, -ing/-in)."""
-    return _fuzzy(a) == _fuzzy(b)
-
-
-def _fuzzy(s: str) -> str:
-    for hard, soft in (("zh", "z"), ("ch", "c"), ("sh", "s")):
-        if s.startswith(hard):
-            s = soft + s[2:]
-            break
-    if s[:1] in ("n", "h"):
-        s = {"n": "l", "h": "f"}[s[0]] + s[1:]
-    for hard, soft in (("ang", "an"), ("eng", "en"), ("ing", "in")):
-        if s.endswith(hard):
-            return s[: -len(hard)] + soft
-    return s
 
 
 def _pinyin_index(names: list[str]) -> dict[str, str]:
