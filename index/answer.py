@@ -29,6 +29,7 @@ def sentence_score(sentence: str, q: Question, grams: set[str], cues: dict, peop
     return value
 
 
+_SAID = re.compile(r"[^，。“”]{1,24}?(?:说|表示|介绍|指出|认为|称)[，,：:]")
 _NUMERAL = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)*(?![\d.])")
 
 
@@ -49,9 +50,16 @@ def best_sentence(passage: Passage, q: Question, cues: dict, people=(), grams: s
     if not sentences:
         return passage.text
     grams = grams if grams is not None else bigrams(q.simplified)
-    scored = [(sentence_score(s, q, grams, cues, people), s) for s in sentences]
-    value, best = max(scored, key=lambda vs: vs[0])
-    return best.strip() if value > 0 else sentences[0].strip()
+    scored = [(sentence_score(s, q, grams, cues, people), i) for i, s in enumerate(sentences)]
+    value, at = max(scored, key=lambda vi: vi[0])
+    if value <= 0:
+        return sentences[0].strip()
+    best = sentences[at].strip()
+    if at and _SAID.match(best) and sentences[at - 1].rstrip().endswith(("”", "」", "』")):
+        quoted = sentences[at - 1].strip() + best  # "…" 某某说，…: what was said is the answer too
+        if quoted in passage.text:
+            return quoted
+    return best
 
 
 def compose(q: Question, citations: list[Citation], cues: dict) -> str:

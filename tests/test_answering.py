@@ -188,3 +188,12 @@ def test_answer_to_a_table_question_is_the_whole_row_not_a_year(tmp_path, embedd
     a = engine.answer("冷链物流园投资多少?")
     assert a.answered, a.reason
     assert a.text == "冷链物流园：12亿元（投资）；已投产（进度）。", a.text
+
+
+def test_a_speakers_line_is_answered_with_what_was_said(doc_engine):
+    """When the answering sentence is the attribution after a quote ("…”莱山区委书记宫权说，…"), the
+    quote comes with it: what the official said is the answer, not only who said it."""
+    a = doc_engine.answer("莱山的主导产业是什么")
+    assert a.answered, a.reason
+    assert "继续在产业上下功夫" in a.text and "宫权说" in a.text, a.text
+    assert a.text in a.citations[0].passage.text  # one contiguous stretch of the cited passage
