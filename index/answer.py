@@ -24,11 +24,15 @@ def sentence_score(sentence: str, q: Question, grams: set[str], cues: dict, peop
     value += sum(len(e) for e in q.entities if e in s) * 0.5 + 2.0 * sum(y in s for y in q.years)
     if q.asks and not (has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or _figure(s))):
         value *= 0.3  # asked for a figure, a date, a name: it must hold one (a year is not 多少's figure)
+    unit = _ASKED_UNIT.search(q.simplified)
+    if unit and re.search(r"[\d一二两三四五六七八九十]\s*[万亿千百]?" + re.escape(unit.group(1)), s):
+        value *= 1.5  # a figure in the unit asked: 4对 for 每天开几对车
     if s.rstrip("”’」』）) ").endswith(("？", "?")):  # a rhetorical question is never the answer
         value *= 0.2
     return value
 
 
+_ASKED_UNIT = re.compile(r"(?:几|多少)([万亿千百]?[\u4e00-\u9fff])")  # 几对 -> 对, 多少万吨 -> 万吨
 _SAID = re.compile(r"[^，。“”]{1,24}?(?:说|表示|介绍|指出|认为|称)[，,：:]")
 _NUMERAL = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)*(?![\d.])")
 
@@ -68,7 +72,7 @@ def compose(q: Question, citations: list[Citation], cues: dict) -> str:
         return ""
     if not q.parts or len(citations) < 2:
         return _by_year(q, citations, cues) or citations[0].best_sentence
-    lines, used = [], set()
+    picked: dict[str, tuple[str, int]] = {}  # sentence -> (the parts it answers, its citation number)
     for n, part in enumerate(q.parts[:4]):
         grams = bigrams(part)
         sub = Question(text=part, simplified=part, english=q.english,
@@ -76,11 +80,14 @@ def compose(q: Question, citations: list[Citation], cues: dict) -> str:
                        entities=[e for e in q.entities if e in part], unknown=[], unknown_places=[], years=[y for y in q.years if y in part],
                        asks=next((k for k, pat in cues.get("asks", {}).items() if re.search(pat, part.lower())), None),
                        recent=q.recent, terms=[])
-        best = max(((sentence_score(s, sub, grams, cues), c.rank, s.strip())
+        best = max(((sentence_score(s, sub, grams, cues), -c.rank, s.strip())  # a tie goes to the better citation
                     for c in citations for s in answer_units(c.passage.text)), default=None)
-        if best and best[0] > 0 and best[2] not in used:
-            used.add(best[2])
-            lines.append(f"{'①②③④'[n]} {best[2]} [{best[1]}]")
+        if best and best[0] > 0:  # one sentence may answer two parts: it is shown once, with both marks
+            marks, _ = picked.get(best[2], ("", -best[1]))
+            picked[best[2]] = (marks + "①②③④"[n], -best[1])
+    if len(picked) == 1 and len(next(iter(picked.values()))[0]) >= 2:
+        return next(iter(picked))
+    lines = [f"{marks} {s} [{rank}]" for s, (marks, rank) in picked.items()]
     return "\n".join(lines) if len(lines) >= 2 else citations[0].best_sentence
 
 

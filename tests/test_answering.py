@@ -197,3 +197,34 @@ def test_a_speakers_line_is_answered_with_what_was_said(doc_engine):
     assert a.answered, a.reason
     assert "继续在产业上下功夫" in a.text and "宫权说" in a.text, a.text
     assert a.text in a.citations[0].passage.text  # one contiguous stretch of the cited passage
+
+
+def test_a_figure_in_the_asked_unit_is_the_answer_and_two_parts_share_one_sentence(tmp_path, embedder):
+    """几对车 is answered by the sentence with "4对", not by the one with the most names in it; a
+    sentence that answers both parts of a question is shown once, not dropped for the second part."""
+    from index.answer import compose
+    from index.config import IndexSettings
+    from index.engine import Engine
+    from index.models import Citation, Passage
+    from index.question import Question
+    from index.vocab import curated
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "gaotie.txt").write_text(
+        "青河高铁通车\n\n青河高铁西起青河站，东至白沙站，全长193公里，是一条高速铁路。"
+        "开通初期每天开行动车组列车4对，青河到白沙最快1小时04分。\n", encoding="utf-8")
+    (docs / "zhan.txt").write_text("青河高铁沿线车站\n\n青河高铁沿线设青河、白沙等7座车站，青河站为既有车站。\n",
+                                   encoding="utf-8")
+    engine = Engine(IndexSettings(docs_dir=docs, var_dir=tmp_path / "var"), embedder=embedder)
+    engine.build()
+    a = engine.answer("青河高铁每天开几对车?")
+    assert a.answered and a.text == "开通初期每天开行动车组列车4对，青河到白沙最快1小时04分。", a.text
+
+    both = "开通初期每天开行动车组列车4对，青河到白沙最快1小时04分。"
+    cites = [Citation(1, Passage("a#0", "a", "a", "", 0, 0, 40, "全长193公里。" + both), 1.0, best_sentence="全长193公里。"),
+             Citation(2, Passage("b#0", "b", "b", "", 0, 0, 20, "青河到白沙设7座车站。"), 0.5)]
+    q = Question(text="", simplified="每天开几对车?青河到白沙最快多久?", english=False, content=["开", "车", "青河", "白沙", "最快"],
+                 entities=["青河", "白沙"], unknown=[], unknown_places=[], years=[], asks="count", recent=False,
+                 parts=["每天开几对车", "青河到白沙最快多久"])
+    assert compose(q, cites, curated(str(IndexSettings().vocab_dir)).cues) == both
