@@ -22,31 +22,32 @@ def sentence_score(sentence: str, q: Question, grams: set[str], cues: dict, peop
     s = simplify(sentence)
     value = sum(len(t) for t in q.content + q.terms if t in s) + 0.5 * len(grams & bigrams(s))
     value += sum(len(e) for e in q.entities if e in s) * 0.5 + 2.0 * sum(y in s for y in q.years)
-    if q.asks and not (has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or _figure(s))):
+    if q.asks and not (has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or _figure(s, cues))):
         value *= 0.3  # asked for a figure, a date, a name: it must hold one (a year is not 多少's figure)
     unit = _ASKED_UNIT.search(q.simplified)
-    if unit and re.search(r"[\d一二两三四五六七八九十]\s*[万亿千百]?" + re.escape(unit.group(1)), s):
-        value *= 1.5  # a figure in the unit asked: 4对 for 每天开几对车
+    if unit and re.search((r"(?<![\d.])\d{1,3}" if unit.group(1) == "年" else r"(?:\d|[两三四五六七八九十百千])")
+                          + r"\s*[万亿千百]?" + re.escape(unit.group(1)), s):
+        value *= 1.5  # a figure in the unit asked: 4对 for 每天开几对车, 140年 for 多少年 (not 一个, not 2010年)
     if s.rstrip("”’」』）) ").endswith(("？", "?")):  # a rhetorical question is never the answer
         value *= 0.2
     return value
 
 
 _ASKED_UNIT = re.compile(r"(?:几|多少)([万亿千百]?[\u4e00-\u9fff])")  # 几对 -> 对, 多少万吨 -> 万吨
-_SAID = re.compile(r"[^，。“”]{1,24}?(?:说|表示|介绍|指出|认为|称)[，,：:]")
+_SAID = re.compile(r"[^，。“”]{1,24}?(?:说|表示|介绍|指出|认为|(?<![名简号])称)[，,：:]")
 _NUMERAL = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)*(?![\d.])")
 
 
-def _figure(sentence: str) -> bool:
-    """A figure that is not a year, a date or a table's number (表1), or no digits at all (三项)."""
-    found = False
+def _figure(sentence: str, cues: dict) -> bool:
+    """A figure that is not a year, a date or a table's number (表1): 2010年 and "in 2023" are when,
+    not how many; 140年 and 2000吨 are figures, and so is a counted 五座 beside a year."""
     for m in _NUMERAL.finditer(sentence):
-        found = True
-        if sentence[m.end():m.end() + 1] in ("月", "日", "号") or sentence[m.start() - 1:m.start()] in ("表", "图") \
-                or re.fullmatch(r"(19|20)\d\d", m.group()):  # 2010年, "in 2023"; 140年 is a figure
+        after, before = sentence[m.end():m.end() + 1], sentence[max(0, m.start() - 3):m.start()]
+        year = re.fullmatch(r"(19|20)\d\d", m.group()) and (after in ("年", "-", "/") or before.lower() == "in ")
+        if year or after in ("月", "日", "号") or before[-1:] in ("表", "图"):
             continue
         return True
-    return not found
+    return not _NUMERAL.search(sentence) or has_value("count", re.sub(r"\d", "", sentence), cues)
 
 
 def best_sentence(passage: Passage, q: Question, cues: dict, people=(), grams: set[str] | None = None) -> str:
@@ -59,9 +60,12 @@ def best_sentence(passage: Passage, q: Question, cues: dict, people=(), grams: s
     if value <= 0:
         return sentences[0].strip()
     best = sentences[at].strip()
-    if at and _SAID.match(best) and sentences[at - 1].rstrip().endswith(("”", "」", "』")):
-        quoted = sentences[at - 1].strip() + best  # "…" 某某说，…: what was said is the answer too
-        if quoted in passage.text:
+    if at and _SAID.match(simplify(best)) and sentences[at - 1].rstrip().endswith(("”", "」", "』")):
+        start = at - 1  # "…" 某某说，…: what was said is the answer too, from where the quote opens
+        while start > max(0, at - 4) and not re.search("[“「『]", sentences[start]):
+            start -= 1
+        quoted = "".join(x.strip() for x in sentences[start:at]) + best
+        if re.search("[“「『]", quoted) and quoted in passage.text:
             return quoted
     return best
 
@@ -86,7 +90,8 @@ def compose(q: Question, citations: list[Citation], cues: dict) -> str:
             marks, _ = picked.get(best[2], ("", -best[1]))
             picked[best[2]] = (marks + "①②③④"[n], -best[1])
     if len(picked) == 1 and len(next(iter(picked.values()))[0]) >= 2:
-        return next(iter(picked))
+        (sentence, (_, rank)), = picked.items()
+        return sentence if rank == 1 else f"{sentence} [{rank}]"
     lines = [f"{marks} {s} [{rank}]" for s, (marks, rank) in picked.items()]
     return "\n".join(lines) if len(lines) >= 2 else citations[0].best_sentence
 

@@ -147,9 +147,11 @@ def synthetic_passages(n: int, seed: int = 7) -> list[str]:
     sentences = [s.strip() for s in split_sentences(text.replace("\n", "")) if len(s.strip()) > 8]
     rng = random.Random(seed)
     seen: dict[str, None] = {}
-    while len(seen) < n:
+    for _ in range(50 * n):
+        if len(seen) == n:
+            return list(seen)
         seen.setdefault("".join(rng.sample(sentences, rng.randint(2, 5))))
-    return list(seen)
+    raise ValueError(f"the documents' {len(sentences)} sentences do not make {n} distinct passages")
 
 
 def _vectors(emb, texts: list[str], embed_max: int, seed: int = 3) -> tuple[np.ndarray, float, int]:

@@ -29,7 +29,7 @@ def split_sentences(text: str) -> list[str]:
 
 
 # a docx table row as loaders._table_rows writes it: `name：v1（header 1）；v2（header 2）。`
-_TABLE_ROW = re.compile(r"[^：\n]{1,60}：(?:[^；\n]*（[^（）\n]+）；)*[^；\n]*（[^（）\n]+）。")
+_TABLE_ROW = re.compile(r"[^：\n。！？]{1,60}：(?:[^；\n。！？]*（[^（）\n]+）；)*[^；\n。！？]*（[^（）\n]+）。")
 
 
 def answer_units(text: str) -> list[str]:

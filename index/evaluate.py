@@ -61,6 +61,12 @@ def holds(text: str, evidence: list[str]) -> bool:
                for e in evidence)
 
 
+def _answer_holds(answer: str, row: dict) -> bool:
+    """The answer text holds the evidence; for a question in parts, the evidence of every part."""
+    parts = row.get("evidence_parts") or []
+    return all(holds(answer, p) for p in parts) if parts else holds(answer, row["evidence"])
+
+
 def first_hit(citations: list[dict], evidence: list[str]) -> int | None:
     return next((c["rank"] for c in citations if holds(c["text"], evidence)), None)
 
@@ -131,7 +137,7 @@ def evaluate(engine: Engine, gold: list[dict], retriever: str | None = None, top
         out = engine.answer(row["question"], retriever=retriever, top_k=top_k).to_dict()
         out.update(id=row["id"], kind=row["kind"], gold_answerable=row["answerable"],
                    hit_rank=first_hit(out["citations"], row["evidence"]) if row["answerable"] else None,
-                   answer_holds=any(holds(out["answer"], ev) for ev in [row["evidence"], *row.get("evidence_parts", [])]))
+                   answer_holds=_answer_holds(out["answer"], row))
         results.append(out)
     by_kind = defaultdict(list)
     for r in results:
