@@ -7,6 +7,7 @@ per part, each from the cited passage that answers it best. A refusal names what
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .chunking import answer_units
 from .features import bigrams, has_value
@@ -24,16 +25,26 @@ def sentence_score(sentence: str, q: Question, grams: set[str], cues: dict, peop
     value += sum(len(e) for e in q.entities if e in s) * 0.5 + 2.0 * sum(y in s for y in q.years)
     if q.asks and not (has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or _figure(s, cues))):
         value *= 0.3  # asked for a figure, a date, a name: it must hold one (a year is not 多少's figure)
-    unit = _ASKED_UNIT.search(q.simplified)
-    if unit and re.search((r"(?<![\d.])\d{1,3}" if unit.group(1) == "年" else r"(?:\d|[两三四五六七八九十百千])")
-                          + r"\s*[万亿千百]?" + re.escape(unit.group(1)), s):
-        value *= 1.5  # a figure in the unit asked: 4对 for 每天开几对车, 140年 for 多少年 (not 一个, not 2010年)
+    unit = _unit_figure(q.simplified)
+    if unit and unit.search(s):
+        value *= 1.5  # a figure in the unit asked
     if s.rstrip("”’」』）) ").endswith(("？", "?")):  # a rhetorical question is never the answer
         value *= 0.2
     return value
 
 
 _ASKED_UNIT = re.compile(r"(?:几|多少)([万亿千百]?[\u4e00-\u9fff])")  # 几对 -> 对, 多少万吨 -> 万吨
+
+
+@lru_cache(maxsize=256)
+def _unit_figure(question: str) -> re.Pattern | None:
+    """A figure in the unit the question asks in: 4对 for 每天开几对车, 140年 for 多少年 (not the
+    article 一个, not 2010年). Once per question, not once per sentence scored."""
+    unit = _ASKED_UNIT.search(question)
+    if not unit:
+        return None
+    lead = r"(?<![\d.])\d{1,3}" if unit.group(1) == "年" else r"(?:\d|[两三四五六七八九十百千])"
+    return re.compile(lead + r"\s*[万亿千百]?" + re.escape(unit.group(1)))
 _SAID = re.compile(r"[^，。“”]{1,24}?(?:说|表示|介绍|指出|认为|(?<![名简号])称)[，,：:]")
 _NUMERAL = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)*(?![\d.])")
 
