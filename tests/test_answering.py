@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from conftest import docs_settings
 from index.loaders import read_document
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,16 +164,14 @@ def test_figures_from_documents_of_different_years_are_labelled_by_year(tmp_path
         assert line.split("：", 1)[1].split(" [")[0] in a.citations[n - 1].passage.text
 
 
-def test_answer_to_a_table_question_is_the_whole_row_not_a_year(tmp_path, embedder):
+def test_answer_to_a_table_question_is_the_whole_row_not_a_year(tmp_path, model_cache, embedder):
     """The answer text gives the row with its name and every labelled cell (a cell alone does not say
     which row it is), and a sentence whose only digits are a year is not the figure 多少 asks for."""
     import docx
 
-    from index.config import IndexSettings
     from index.engine import Engine
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
+    settings = docs_settings(tmp_path, model_cache, {})
     d = docx.Document()
     d.add_heading("某县重点项目", level=0)
     d.add_paragraph("冷链物流园于2021年签约落地，是全县农产品出口的重要平台。")
@@ -182,8 +181,8 @@ def test_answer_to_a_table_question_is_the_whole_row_not_a_year(tmp_path, embedd
                                ["冷链物流园", "12亿元", "已投产"]]):
         for c, v in enumerate(cells):
             t.cell(r, c).text = v
-    d.save(docs / "projects.docx")
-    engine = Engine(IndexSettings(docs_dir=docs, var_dir=tmp_path / "var"), embedder=embedder)
+    d.save(settings.docs_dir / "projects.docx")
+    engine = Engine(settings, embedder=embedder)
     engine.build()
     a = engine.answer("冷链物流园投资多少?")
     assert a.answered, a.reason
@@ -199,7 +198,7 @@ def test_a_speakers_line_is_answered_with_what_was_said(doc_engine):
     assert a.text in a.citations[0].passage.text  # one contiguous stretch of the cited passage
 
 
-def test_a_figure_in_the_asked_unit_is_the_answer_and_two_parts_share_one_sentence(tmp_path, embedder):
+def test_a_figure_in_the_asked_unit_is_the_answer_and_two_parts_share_one_sentence(tmp_path, model_cache, embedder):
     """几对车 is answered by the sentence with "4对", not by the one with the most names in it; a
     sentence that answers both parts of a question is shown once, not dropped for the second part."""
     from index.answer import compose
@@ -209,14 +208,10 @@ def test_a_figure_in_the_asked_unit_is_the_answer_and_two_parts_share_one_senten
     from index.question import Question
     from index.vocab import curated
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "gaotie.txt").write_text(
-        "青河高铁通车\n\n青河高铁西起青河站，东至白沙站，全长193公里，是一条高速铁路。"
-        "开通初期每天开行动车组列车4对，青河到白沙最快1小时04分。\n", encoding="utf-8")
-    (docs / "zhan.txt").write_text("青河高铁沿线车站\n\n青河高铁沿线设青河、白沙等7座车站，青河站为既有车站。\n",
-                                   encoding="utf-8")
-    engine = Engine(IndexSettings(docs_dir=docs, var_dir=tmp_path / "var"), embedder=embedder)
+    engine = Engine(docs_settings(tmp_path, model_cache, {
+        "gaotie.txt": "青河高铁通车\n\n青河高铁西起青河站，东至白沙站，全长193公里，是一条高速铁路。"
+                      "开通初期每天开行动车组列车4对，青河到白沙最快1小时04分。\n",
+        "zhan.txt": "青河高铁沿线车站\n\n青河高铁沿线设青河、白沙等7座车站，青河站为既有车站。\n"}), embedder=embedder)
     engine.build()
     a = engine.answer("青河高铁每天开几对车?")
     assert a.answered and a.text == "开通初期每天开行动车组列车4对，青河到白沙最快1小时04分。", a.text
