@@ -28,7 +28,8 @@ test: $(STAMP)
 # The seed sets search the article alone; dev, dev2 and the first frozen test split search it with
 # data/eval/corpus; dev3 and the second frozen split (test2) also search the five reports of corpus2;
 # the third frozen split (test3) also searches the six reports of corpus3, the fourth (test4) those of
-# corpus4 as well, the fifth (test5) those of corpus5 too, the sixth (test6) those of corpus6 too.
+# corpus4 as well, the fifth (test5) those of corpus5 too, the sixth (test6) those of corpus6 too,
+# the seventh (test7) those of corpus7 too.
 eval: $(STAMP)
 	$(BIN)/planbot eval data/eval/questions.jsonl data/eval/holdout.jsonl --docs data/docs
 	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
@@ -40,16 +41,26 @@ eval: $(STAMP)
 		data/eval/corpus4 data/eval/corpus5
 	$(BIN)/planbot eval data/eval/test6.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
 		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6
+	$(BIN)/planbot eval data/eval/test7.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
+		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6 data/eval/corpus7
 
-# Refit the reranker and refusal weights (data/rank/model.json) on the tuning sets only: dev and dev2
-# against the article + data/eval/corpus, dev3 against those + corpus2, the seed questions against
-# the article alone. Never on the frozen splits (test, test2, test3, test4, test5, test6).
+# Refit the reranker and refusal weights (data/rank/model.json): dev and dev2 against the article +
+# data/eval/corpus, dev3 against those + corpus2, the seed questions against the article alone, and
+# the spent splits test2-test6 (each scored once by an earlier round) against their own corpora.
+# Never on test.jsonl (the issue's split) or test7.jsonl (this round's frozen split).
+C1 := data/docs,data/eval/corpus
+C2 := $(C1),data/eval/corpus2
+C3 := $(C2),data/eval/corpus3
+C4 := $(C3),data/eval/corpus4
+C5 := $(C4),data/eval/corpus5
+C6 := $(C5),data/eval/corpus6
 fit: $(STAMP)
-	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl \
-		data/eval/dev3.jsonl@data/docs,data/eval/corpus,data/eval/corpus2 data/eval/questions.jsonl@data/docs \
-		--docs data/docs data/eval/corpus
+	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/dev3.jsonl@$(C2) \
+		data/eval/questions.jsonl@data/docs data/eval/test2.jsonl@$(C2) data/eval/test3.jsonl@$(C3) \
+		data/eval/test4.jsonl@$(C4) data/eval/test5.jsonl@$(C5) data/eval/test6.jsonl@$(C6) --docs data/docs data/eval/corpus
 
-# how features were chosen: fit on dev (+seed) and score dev2, and the other way round. ~1 min.
+# how the fit does on files it did not see: leave one fitted question file out in turn, fit on the rest,
+# score it (tests/crossfit.py). ~12 min.
 crossfit: $(STAMP)
 	$(BIN)/python tests/crossfit.py
 

@@ -23,9 +23,9 @@ def sentence_score(sentence: str, q: Question, grams: set[str], cues: dict, peop
     s = simplify(sentence)
     value = sum(len(t) for t in q.content + q.terms if t in s) + 0.5 * len(grams & bigrams(s))
     value += sum(len(e) for e in q.entities if e in s) * 0.5 + 2.0 * sum(y in s for y in q.years)
-    if q.asks and not (has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or _figure(s, cues))):
+    if q.asks and not (has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or figure(s, cues))):
         value *= 0.3  # asked for a figure, a date, a name: it must hold one (a year is not 多少's figure)
-    unit = _unit_figure(q.simplified)
+    unit = unit_figure(q.simplified)
     if unit and unit.search(s):
         value *= 1.5  # a figure in the unit asked
     if s.rstrip("”’」』）) ").endswith(("？", "?")):  # a rhetorical question is never the answer
@@ -37,7 +37,7 @@ _ASKED_UNIT = re.compile(r"(?:几|多少)([万亿千百]?[\u4e00-\u9fff])")  # �
 
 
 @lru_cache(maxsize=256)
-def _unit_figure(question: str) -> re.Pattern | None:
+def unit_figure(question: str) -> re.Pattern | None:
     """A figure in the unit the question asks in: 4对 for 每天开几对车, 140年 for 多少年 (not the
     article 一个, not 2010年). Once per question, not once per sentence scored."""
     unit = _ASKED_UNIT.search(question)
@@ -49,7 +49,7 @@ _SAID = re.compile(r"[^，。“”]{1,24}?(?:说|表示|介绍|指出|认为|(?
 _NUMERAL = re.compile(r"(?<![\d.])\d+(?:[.,]\d+)*(?![\d.])")
 
 
-def _figure(sentence: str, cues: dict) -> bool:
+def figure(sentence: str, cues: dict) -> bool:
     """A figure that is not a year, a date or a table's number (表1): 2010年 and "in 2023" are when,
     not how many; 140年 and 2000吨 are figures, and so is a counted 五座 beside a year."""
     for m in _NUMERAL.finditer(sentence):

@@ -1,8 +1,8 @@
 """The learned reranker and the refusal decision: weights are data, fitted on the dev split.
 
-`data/rank/model.json` holds a standardised logistic regression for "this passage holds the
-answer" over features.NAMES, and a second one for "the best passage answers the question" over
-REFUSAL_NAMES with the threshold chosen on dev. `planbot fit` writes it (index/fit.py). Without
+`data/rank/model.json` holds a standardised pairwise logistic regression for "this passage holds
+the answer" over features.NAMES, and a random forest (index/forest.py, as arrays) for "the best
+passage answers the question" over REFUSAL_NAMES with its threshold chosen out of fold. `planbot fit` writes it (index/fit.py). Without
 the file the ranker is plain RRF and nothing is refused on scores.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import NAMES
+from .forest import Forest
 from .refusal import REFUSAL_NAMES
 
 
@@ -42,7 +43,7 @@ class Linear:
 @dataclass
 class RankModel:
     ranker: Linear | None
-    refusal: Linear | None
+    refusal: Linear | Forest | None
     threshold: float
     info: dict
 
@@ -54,7 +55,8 @@ class RankModel:
         ranker = Linear.from_dict(d["ranker"])
         if ranker.names != NAMES:
             raise ValueError(f"{path} was fitted on other features; run `planbot fit` again")
-        refusal = Linear.from_dict(d["refusal"]) if d.get("refusal") else None
+        r = d.get("refusal")
+        refusal = (Forest.from_dict(r) if r.get("kind") == "forest" else Linear.from_dict(r)) if r else None
         if refusal and refusal.names != REFUSAL_NAMES:
             raise ValueError(f"{path} was fitted on other refusal features; run `planbot fit` again")
         return cls(ranker, refusal, float(d.get("threshold", 0.0)), d.get("info", {}))

@@ -12,7 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .features import NAMES, has_value, heads_absent
+from . import answer as ans
+from .features import NAMES, bigrams, has_value, heads_absent
 from .lexical import BM25Index
 from .question import Question
 from .textnorm import simplify
@@ -23,7 +24,10 @@ REFUSAL_NAMES = [
     "top_dense", "words_missing_top3", "words_missing_corpus", "sentence_support",
     "heads_missing_top", "heads_missing_top_sentence", "rarest_missing_top", "number_missing_top",
     "year_unbound", "heads_unbound",
-]
+    # the sentence the answer would show: a value of the asked kind (not a year for 多少), the asked
+    # words, the question's other words, names, the asked unit, its score, the asked years
+    "ans_value", "ans_heads", "ans_words", "ans_entity", "ans_unit", "ans_score", "ans_years",
+] + ["top_" + n for n in NAMES]  # and the best passage's ranker features
 _YEARISH = re.compile(r"(?:19|20)\d\d")
 _NUMBER = re.compile(r"(?:\d+|[一二三四五六七八九十]+)[号期座台届条]")  # 5号机组, 二期: which one is asked
 # a year as the text writes one: 2024年 / 2024-05 in Chinese; a bare 1900-2099 in English ("in 2023")
@@ -65,8 +69,34 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
         float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], *missing,
         heads_absent(q.heads, low, corpus.bm25.idf), min(heads_absent(q.heads, s, corpus.bm25.idf) for s in sentences),
         _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
-        *_unbound(q, top_sentences, top.date[:4], cues),
+        *_unbound(q, top_sentences, top.date[:4], cues), *_answer_sentence(q, top, people, cues),
+        *hits[0][2],
     ], np.float32), ctx, type_in_top
+
+
+def _answer_sentence(q: Question, top, people: list[str], cues: dict) -> list[float]:
+    """How well the sentence shown as the answer answers: near misses are mostly a passage about
+    the right thing whose best sentence holds no figure for the word asked (员工, 票价)."""
+    s = ans.best_sentence(top, q, cues, people)
+    plain = simplify(s)
+    low = simplify(bridged(q, s)).lower()
+    words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}|[a-z]{3,}", w)
+             and not any(w in e or e in w for e in q.entities)]
+    value = 1.0
+    if q.asks:
+        value = float(has_value(q.asks, s, cues, people) and (q.asks not in ("number", "count") or ans.figure(plain, cues)))
+    unit = ans.unit_figure(q.simplified)
+    grams = bigrams(q.simplified)
+    most = sum(len(t) for t in q.content + q.terms) + 0.5 * len(grams)
+    return [value, 1 - heads_absent_share(q.heads, low), 1 - _absent(words, low),
+            sum(e.lower() in low for e in q.entities) / len(q.entities) if q.entities else 1.0,
+            float(bool(unit.search(plain))) if unit else 1.0,
+            ans.sentence_score(s, q, grams, cues, people) / most if most else 0.0,
+            float(all(y in low for y in q.years)) if q.years else 1.0]
+
+
+def heads_absent_share(heads: list[str], low: str) -> float:
+    return sum(h.lower() not in low for h in heads) / len(heads) if heads else 0.0
 
 
 def _years_at(sentence: str) -> tuple[list[tuple[int, str]], bool]:

@@ -1,7 +1,7 @@
 """Which text an answer shows (index/answer.py) and how evaluation scores it: unit tests, no model."""
 from __future__ import annotations
 
-from index.answer import _figure, best_sentence
+from index.answer import figure, best_sentence
 from index.chunking import answer_units
 from index.config import IndexSettings
 from index.evaluate import _answer_holds
@@ -18,11 +18,11 @@ def _q(text: str, content: list[str], asks: str | None = None, entities: list[st
 
 
 def test_a_year_or_a_date_is_not_the_figure_asked_but_a_count_beside_it_is():
-    assert not _figure("2010年开工建设。", CUES)
-    assert not _figure("5月12日，会上印发了三年行动方案。", CUES)  # 三年 is not a counted thing
-    assert _figure("2019年，莱州港建成五座码头。", CUES)
-    assert _figure("全年产量2000吨，总投资1980万元。", CUES)
-    assert _figure("到今年恰好140年。", CUES)
+    assert not figure("2010年开工建设。", CUES)
+    assert not figure("5月12日，会上印发了三年行动方案。", CUES)  # 三年 is not a counted thing
+    assert figure("2019年，莱州港建成五座码头。", CUES)
+    assert figure("全年产量2000吨，总投资1980万元。", CUES)
+    assert figure("到今年恰好140年。", CUES)
 
 
 def test_only_a_table_row_stays_whole_prose_with_a_colon_is_split():
