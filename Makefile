@@ -46,18 +46,20 @@ eval: $(STAMP)
 
 # Refit the reranker and refusal weights (data/rank/model.json): dev and dev2 against the article +
 # data/eval/corpus, dev3 against those + corpus2, the seed questions against the article alone, and
-# the spent splits test2-test6 (each scored once by an earlier round) against their own corpora.
-# Never on test.jsonl (the issue's split) or test7.jsonl (this round's frozen split).
+# the spent splits test2-test7 (each scored once by an earlier round) against their own corpora.
+# Never on test.jsonl (the issue's split) or test8.jsonl (the newest frozen split).
 C1 := data/docs,data/eval/corpus
 C2 := $(C1),data/eval/corpus2
 C3 := $(C2),data/eval/corpus3
 C4 := $(C3),data/eval/corpus4
 C5 := $(C4),data/eval/corpus5
 C6 := $(C5),data/eval/corpus6
+C7 := $(C6),data/eval/corpus7
 fit: $(STAMP)
 	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/dev3.jsonl@$(C2) \
 		data/eval/questions.jsonl@data/docs data/eval/test2.jsonl@$(C2) data/eval/test3.jsonl@$(C3) \
-		data/eval/test4.jsonl@$(C4) data/eval/test5.jsonl@$(C5) data/eval/test6.jsonl@$(C6) --docs data/docs data/eval/corpus
+		data/eval/test4.jsonl@$(C4) data/eval/test5.jsonl@$(C5) data/eval/test6.jsonl@$(C6) \
+		data/eval/test7.jsonl@$(C7) --docs data/docs data/eval/corpus
 
 # how the fit does on files it did not see: leave one fitted question file out in turn, fit on the rest,
 # score it (tests/crossfit.py). ~12 min.
