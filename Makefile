@@ -29,7 +29,7 @@ test: $(STAMP)
 # data/eval/corpus; dev3 and the second frozen split (test2) also search the five reports of corpus2;
 # the third frozen split (test3) also searches the six reports of corpus3, the fourth (test4) those of
 # corpus4 as well, the fifth (test5) those of corpus5 too, the sixth (test6) those of corpus6 too,
-# the seventh (test7) those of corpus7 too.
+# the seventh (test7) those of corpus7 too, the eighth (test8) those of corpus8 too.
 eval: $(STAMP)
 	$(BIN)/planbot eval data/eval/questions.jsonl data/eval/holdout.jsonl --docs data/docs
 	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
@@ -43,6 +43,8 @@ eval: $(STAMP)
 		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6
 	$(BIN)/planbot eval data/eval/test7.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
 		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6 data/eval/corpus7
+	$(BIN)/planbot eval data/eval/test8.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
+		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6 data/eval/corpus7 data/eval/corpus8
 
 # Refit the reranker and refusal weights (data/rank/model.json): dev and dev2 against the article +
 # data/eval/corpus, dev3 against those + corpus2, the seed questions against the article alone, and
