@@ -38,11 +38,11 @@ from collections import Counter, defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 # corpus2/ holds reports written after tuning began; only test2.jsonl asks about them (and, once test2 was
 # scored, dev3.jsonl). corpus3/ holds reports only test3.jsonl asks about; corpus4/ only test4.jsonl; corpus5/ only test5.jsonl;
-# corpus6/ only test6.jsonl; corpus7/ only test7.jsonl; corpus8/ only test8.jsonl.
-DOC_DIRS = [d for d in (os.path.join(HERE, c) for c in ("corpus", "corpus2", "corpus3", "corpus4", "corpus5", "corpus6", "corpus7", "corpus8")) if os.path.isdir(d)]
+# corpus6/ only test6.jsonl; corpus7/ only test7.jsonl; corpus8/ only test8.jsonl; corpus9/ only test9.jsonl.
+DOC_DIRS = [d for d in (os.path.join(HERE, c) for c in ("corpus", "corpus2", "corpus3", "corpus4", "corpus5", "corpus6", "corpus7", "corpus8", "corpus9")) if os.path.isdir(d)]
 SEED = os.path.normpath(os.path.join(HERE, "..", "docs", "yantai-county-economy-2021.txt"))
 SEED_STEM = "yantai-county-economy-2021"
-SPLITS = tuple(s for s in ("dev", "test", "dev2", "test2", "dev3", "test3", "test4", "test5", "test6", "test7", "test8") if os.path.exists(os.path.join(HERE, f"{s}.jsonl")))
+SPLITS = tuple(s for s in ("dev", "test", "dev2", "test2", "dev3", "test3", "test4", "test5", "test6", "test7", "test8", "test9") if os.path.exists(os.path.join(HERE, f"{s}.jsonl")))
 KINDS = {"fact", "number", "date", "paraphrase", "typo", "traditional", "english", "zh_about_en",
          "table", "year_sensitive", "cross_doc", "multi_part", "unanswerable"}
 STRICT_KINDS = {"year_sensitive", "cross_doc"}
@@ -244,7 +244,7 @@ def main(argv):
         if missing_kinds:
             warns.append(f"{split}: no question of kind(s) {sorted(missing_kinds)}")
     dev_ev = {e for q in per_split.get("dev", []) + per_split.get("dev2", []) + per_split.get("dev3", []) for e in q.get("evidence", [])}
-    for q in per_split.get("test", []) + per_split.get("test2", []) + per_split.get("test3", []) + per_split.get("test4", []) + per_split.get("test5", []) + per_split.get("test6", []) + per_split.get("test7", []) + per_split.get("test8", []):
+    for q in per_split.get("test", []) + per_split.get("test2", []) + per_split.get("test3", []) + per_split.get("test4", []) + per_split.get("test5", []) + per_split.get("test6", []) + per_split.get("test7", []) + per_split.get("test8", []) + per_split.get("test9", []):
         for e in q.get("evidence", []):
             if e in dev_ev:
                 warns.append(f"{q.get('id')}: evidence string also used in dev: {e}")
