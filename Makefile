@@ -29,7 +29,8 @@ test: $(STAMP)
 # data/eval/corpus; dev3 and the second frozen split (test2) also search the five reports of corpus2;
 # the third frozen split (test3) also searches the six reports of corpus3, the fourth (test4) those of
 # corpus4 as well, the fifth (test5) those of corpus5 too, the sixth (test6) those of corpus6 too,
-# the seventh (test7) those of corpus7 too, the eighth (test8) those of corpus8 too.
+# the seventh (test7) those of corpus7 too, the eighth (test8) those of corpus8
+# too, the ninth (test9) those of corpus9 too.
 eval: $(STAMP)
 	$(BIN)/planbot eval data/eval/questions.jsonl data/eval/holdout.jsonl --docs data/docs
 	$(BIN)/planbot eval data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/test.jsonl --docs data/docs data/eval/corpus
@@ -45,11 +46,13 @@ eval: $(STAMP)
 		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6 data/eval/corpus7
 	$(BIN)/planbot eval data/eval/test8.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
 		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6 data/eval/corpus7 data/eval/corpus8
+	$(BIN)/planbot eval data/eval/test9.jsonl --docs data/docs data/eval/corpus data/eval/corpus2 data/eval/corpus3 \
+		data/eval/corpus4 data/eval/corpus5 data/eval/corpus6 data/eval/corpus7 data/eval/corpus8 data/eval/corpus9
 
 # Refit the reranker and refusal weights (data/rank/model.json): dev and dev2 against the article +
 # data/eval/corpus, dev3 against those + corpus2, the seed questions against the article alone, and
-# the spent splits test2-test7 (each scored once by an earlier round) against their own corpora.
-# Never on test.jsonl (the issue's split) or test8.jsonl (the newest frozen split).
+# the spent splits test2-test8 (each scored once by an earlier round) against their own corpora.
+# Never on test.jsonl (the issue's split) or test9.jsonl (the newest frozen split).
 C1 := data/docs,data/eval/corpus
 C2 := $(C1),data/eval/corpus2
 C3 := $(C2),data/eval/corpus3
@@ -57,11 +60,12 @@ C4 := $(C3),data/eval/corpus4
 C5 := $(C4),data/eval/corpus5
 C6 := $(C5),data/eval/corpus6
 C7 := $(C6),data/eval/corpus7
+C8 := $(C7),data/eval/corpus8
 fit: $(STAMP)
 	$(BIN)/planbot fit data/eval/dev.jsonl data/eval/dev2.jsonl data/eval/dev3.jsonl@$(C2) \
 		data/eval/questions.jsonl@data/docs data/eval/test2.jsonl@$(C2) data/eval/test3.jsonl@$(C3) \
 		data/eval/test4.jsonl@$(C4) data/eval/test5.jsonl@$(C5) data/eval/test6.jsonl@$(C6) \
-		data/eval/test7.jsonl@$(C7) --docs data/docs data/eval/corpus
+		data/eval/test7.jsonl@$(C7) data/eval/test8.jsonl@$(C8) --docs data/docs data/eval/corpus
 
 # how the fit does on files it did not see: leave one fitted question file out in turn, fit on the rest,
 # score it (tests/crossfit.py). ~12 min.

@@ -118,9 +118,9 @@ def test_fitted_model_is_data_with_its_command():
     model = json.loads((REPO / "data" / "rank" / "model.json").read_text(encoding="utf-8"))
     assert model["info"]["command"].startswith("planbot fit")
     assert "data/eval/dev.jsonl" in model["info"]["fitted_on"]
-    # the split and the newest frozen one are never fitted on; test2-test7 were scored once
+    # the split and the newest frozen one are never fitted on; test2-test8 were scored once
     # by earlier rounds and are tuning data now
-    assert "test.jsonl" not in json.dumps(model["info"]) and "test8.jsonl" not in json.dumps(model["info"])
+    assert "test.jsonl" not in json.dumps(model["info"]) and "test9.jsonl" not in json.dumps(model["info"])
     assert model["refusal"]["kind"] == "forest" and len(model["refusal"]["trees"]) >= 100
     assert 0 < model["threshold"] < 1
 
