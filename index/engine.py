@@ -260,7 +260,7 @@ class Engine:
                 for i, (p, score, _, _) in enumerate(hits[:k])
             ]
             if retriever == "hybrid":
-                reason = self._refusal(q, live, hits, cues)
+                reason = self._refusal(q, live, hits, cues, result.citations[0].best_sentence)
                 if reason:
                     result.citations = []
                     result.reason = reason
@@ -271,11 +271,12 @@ class Engine:
         finally:
             result.latency_ms = (time.perf_counter() - t0) * 1000
 
-    def refusal_inputs(self, q: Question, live: Live, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
-        return refusal.inputs(q, live, hits, cues)
+    def refusal_inputs(self, q: Question, live: Live, hits, cues: dict,
+                       shown: str | None = None) -> tuple[np.ndarray, str, bool]:
+        return refusal.inputs(q, live, hits, cues, shown)
 
-    def _refusal(self, q: Question, live: Live, hits, cues: dict) -> str | None:
-        r, ctx, type_in_top = self.refusal_inputs(q, live, hits, cues)
+    def _refusal(self, q: Question, live: Live, hits, cues: dict, shown: str) -> str | None:
+        r, ctx, type_in_top = self.refusal_inputs(q, live, hits, cues, shown)
         if q.unknown_places:  # a place no document mentions: nothing in them can be about it
             return ans.refusal_reason(q, live.vocab, live.years, hits[0][0], ctx, type_in_top)
         if self.model.answerable(r) >= self.model.threshold:

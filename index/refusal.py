@@ -46,9 +46,11 @@ class Corpus(Protocol):
     bm25: BM25Index
 
 
-def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, str, bool]:
+def inputs(q: Question, corpus: Corpus, hits, cues: dict, shown: str | None = None) -> tuple[np.ndarray, str, bool]:
     """(features in REFUSAL_NAMES order, the best passage's context, whether it holds a value of
-    the asked kind). `hits`: (passage, score, ranker features, passage index), best first."""
+    the asked kind). `hits`: (passage, score, ranker features, passage index), best first.
+    `shown`: the best passage's answering sentence when the caller already chose it (the engine's
+    first citation), else chosen here as answer.best_sentence would."""
     top, top_idx = hits[0][0], hits[0][3]
     ctx = bridged(q, corpus.contexts[top_idx])
     low = ctx.lower()
@@ -69,15 +71,15 @@ def inputs(q: Question, corpus: Corpus, hits, cues: dict) -> tuple[np.ndarray, s
         float(bool(q.asks) and not type_in_top), hits[0][2][NAMES.index("dense")], *missing,
         heads_absent(q.heads, low, corpus.bm25.idf), min(heads_absent(q.heads, s, corpus.bm25.idf) for s in sentences),
         _rarest_missing(q, corpus.bm25, low), float(any(n not in ctx for n in numbers)),
-        *_unbound(q, top_sentences, top.date[:4], cues), *_answer_sentence(q, top, people, cues),
+        *_unbound(q, top_sentences, top.date[:4], cues),
+        *_answer_sentence(q, shown if shown is not None else ans.best_sentence(top, q, cues, people), people, cues),
         *hits[0][2],
     ], np.float32), ctx, type_in_top
 
 
-def _answer_sentence(q: Question, top, people: list[str], cues: dict) -> list[float]:
+def _answer_sentence(q: Question, s: str, people: list[str], cues: dict) -> list[float]:
     """How well the sentence shown as the answer answers: near misses are mostly a passage about
     the right thing whose best sentence holds no figure for the word asked (员工, 票价)."""
-    s = ans.best_sentence(top, q, cues, people)
     plain = simplify(s)
     low = simplify(bridged(q, s)).lower()
     words = [w for w in q.content if re.fullmatch(r"[\u4e00-\u9fff]{2,}|[a-z]{3,}", w)
@@ -88,15 +90,11 @@ def _answer_sentence(q: Question, top, people: list[str], cues: dict) -> list[fl
     unit = ans.unit_figure(q.simplified)
     grams = bigrams(q.simplified)
     most = sum(len(t) for t in q.content + q.terms) + 0.5 * len(grams)
-    return [value, 1 - heads_absent_share(q.heads, low), 1 - _absent(words, low),
+    return [value, 1 - _absent([h.lower() for h in q.heads], low), 1 - _absent(words, low),
             sum(e.lower() in low for e in q.entities) / len(q.entities) if q.entities else 1.0,
             float(bool(unit.search(plain))) if unit else 1.0,
             ans.sentence_score(s, q, grams, cues, people) / most if most else 0.0,
             float(all(y in low for y in q.years)) if q.years else 1.0]
-
-
-def heads_absent_share(heads: list[str], low: str) -> float:
-    return sum(h.lower() not in low for h in heads) / len(heads) if heads else 0.0
 
 
 def _years_at(sentence: str) -> tuple[list[tuple[int, str]], bool]:
